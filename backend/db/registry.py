@@ -1,0 +1,7 @@
+"""Imports every domain's tables so `Base.metadata` is complete (for Alembic and tests)."""
+
+from backend.accounts import models as accounts_models
+from backend.db.base import Base
+from backend.ledger import models as ledger_models
+
+__all__ = ["Base", "accounts_models", "ledger_models"]

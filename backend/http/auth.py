@@ -1,0 +1,47 @@
+"""Bearer API-key authentication for routes: `principal = await require_principal(request)`."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from backend.accounts.service import Principal, api_keys
+from backend.http.context import app_context
+from backend.http.errors import Unauthorized
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def require_principal(connection: HTTPConnection) -> Principal:
+    token = bearer_token(connection)
+    if token is None:
+        raise Unauthorized(
+            "Missing API key. Send 'Authorization: Bearer <key>'; get a key with `killa login`.",
+            code="API_KEY_MISSING",
+        )
+    principal = await authenticate_token(connection, token)
+    if principal is None:
+        raise Unauthorized(
+            "Invalid or revoked API key. Create a new one with `killa login`.",
+            code="API_KEY_INVALID",
+        )
+    return principal
+
+
+async def authenticate_token(connection: HTTPConnection, token: str) -> Principal | None:
+    db = app_context(connection).db
+    async with db.transaction(write=False) as session:
+        found = await api_keys.authenticate(session, token)
+    if found is None:
+        return None
+    principal, last_used_stale = found
+    if last_used_stale:
+        async with db.transaction() as session:
+            await api_keys.touch(session, principal.api_key_id)
+    connection.scope.setdefault("state", {})["account_id"] = principal.account_id
+    return principal

@@ -1,0 +1,399 @@
+"""The only code that moves money.
+
+Every movement is one `LedgerTransaction` (the audit row) with entries that sum to zero, written
+in the caller's transaction by one function. Services flush; the caller's `Database.transaction()`
+commits. Amounts are integer USD micros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db.base import utcnow
+from backend.db.ids import new_id
+from backend.http.errors import Conflict, GatewayError, NotFound, PaymentRequired
+from backend.ledger.models import (
+    Hold,
+    IdempotencyRecord,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+)
+from backend.ledger.money import format_usd, format_usd_display
+
+AVAILABLE = "available"
+HELD = "held"
+REVENUE_ACCOUNT = "house:revenue"
+
+
+class LedgerError(GatewayError):
+    status = 500
+    code = "LEDGER_ERROR"
+
+
+class InsufficientFunds(PaymentRequired):
+    def __init__(self, *, required: int, available: int) -> None:
+        super().__init__(
+            f"Insufficient balance: this costs {format_usd_display(required)}, "
+            f"available {format_usd_display(available)}. Top up your balance and retry.",
+            details={
+                "requiredMicros": required,
+                "required": format_usd(required),
+                "availableMicros": available,
+                "available": format_usd(available),
+                "shortfallMicros": required - available,
+            },
+        )
+
+
+class HoldNotFound(NotFound):
+    code = "HOLD_NOT_FOUND"
+
+
+class HoldAlreadySettled(Conflict):
+    code = "HOLD_ALREADY_SETTLED"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency key {key!r} was already used with a different request body. "
+            "Use a new key for a new request.",
+            details={"idempotencyKey": key},
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance_micros: int
+    held_micros: int
+
+    @property
+    def available_micros(self) -> int:
+        return self.balance_micros - self.held_micros
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "usdBalanceMicros": self.balance_micros,
+            "usdBalance": format_usd(self.balance_micros),
+            "usdHeldMicros": self.held_micros,
+            "usdHeld": format_usd(self.held_micros),
+            "usdAvailableMicros": self.available_micros,
+            "usdAvailable": format_usd(self.available_micros),
+        }
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    transaction_id: str
+    amount_micros: int
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_fingerprint(scope: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
+
+
+def _bucket_id(owner_id: str, kind: str) -> str:
+    return f"{owner_id}:{kind}"
+
+
+class LedgerService:
+    async def open_customer(self, session: AsyncSession, owner_id: str) -> None:
+        session.add_all(
+            LedgerAccount(id=_bucket_id(owner_id, kind), owner_id=owner_id, kind=kind, balance_micros=0)
+            for kind in (AVAILABLE, HELD)
+        )
+        await session.flush()
+
+    async def balance(self, session: AsyncSession, owner_id: str) -> Balance:
+        rows = await session.execute(
+            select(LedgerAccount.kind, LedgerAccount.balance_micros).where(
+                LedgerAccount.owner_id == owner_id
+            )
+        )
+        buckets = {kind: amount or 0 for kind, amount in rows}
+        return Balance(
+            balance_micros=buckets.get(AVAILABLE, 0) + buckets.get(HELD, 0),
+            held_micros=buckets.get(HELD, 0),
+        )
+
+    async def credit(
+        self,
+        session: AsyncSession,
+        owner_id: str,
+        amount_micros: int,
+        *,
+        source: str,
+        external_ref: str,
+        actor: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> CreditResult:
+        """Add money from `source`. A repeated `external_ref` credits nothing (replayed=True)."""
+        if amount_micros <= 0:
+            raise ValueError("a credit must be positive")
+        existing = await self._transaction_by_ref(session, external_ref)
+        if existing is not None:
+            return CreditResult(existing.id, existing.amount_micros, replayed=True)
+        funding = await self._house_account(session, f"house:funding:{source}")
+        try:
+            async with session.begin_nested():
+                txn_id = await self._post(
+                    session,
+                    kind="credit",
+                    owner_id=owner_id,
+                    amount_micros=amount_micros,
+                    legs=[(funding, -amount_micros), (_bucket_id(owner_id, AVAILABLE), amount_micros)],
+                    external_ref=external_ref,
+                    actor=actor,
+                    reason=reason,
+                    details=details,
+                )
+        except IntegrityError:
+            # Another transaction recorded the same external reference first.
+            existing = await self._transaction_by_ref(session, external_ref)
+            if existing is None:
+                raise
+            return CreditResult(existing.id, existing.amount_micros, replayed=True)
+        return CreditResult(txn_id, amount_micros, replayed=False)
+
+    async def hold(
+        self,
+        session: AsyncSession,
+        owner_id: str,
+        amount_micros: int,
+        *,
+        reference: str,
+        actor: str,
+    ) -> Hold:
+        """Set money aside; raises `InsufficientFunds` rather than let `available` go negative."""
+        if amount_micros < 0:
+            raise ValueError("a hold cannot be negative")
+        # One conditional UPDATE: the row lock (PostgreSQL) or the write lock (SQLite) makes the
+        # check and the debit atomic under concurrent holds.
+        taken = await session.execute(
+            update(LedgerAccount)
+            .where(
+                LedgerAccount.id == _bucket_id(owner_id, AVAILABLE),
+                LedgerAccount.balance_micros >= amount_micros,
+            )
+            .values(balance_micros=LedgerAccount.balance_micros - amount_micros)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            balance = await self.balance(session, owner_id)
+            raise InsufficientFunds(required=amount_micros, available=balance.available_micros)
+        hold = Hold(
+            id=new_id("hold"), owner_id=owner_id, amount_micros=amount_micros, reference=reference
+        )
+        session.add(hold)
+        await session.flush()
+        await self._post(
+            session,
+            kind="hold",
+            owner_id=owner_id,
+            amount_micros=amount_micros,
+            legs=[(_bucket_id(owner_id, AVAILABLE), -amount_micros), (_bucket_id(owner_id, HELD), amount_micros)],
+            hold_id=hold.id,
+            actor=actor,
+            reason=f"hold for {reference}",
+            available_already_debited=True,
+        )
+        return hold
+
+    async def capture(
+        self, session: AsyncSession, hold_id: str, amount_micros: int | None = None, *, actor: str
+    ) -> Hold:
+        """Take `amount_micros` (default: all) of the hold as revenue; the rest goes back."""
+        hold = await self._settle(session, hold_id, "captured")
+        captured = hold.amount_micros if amount_micros is None else amount_micros
+        if not 0 <= captured <= hold.amount_micros:
+            raise LedgerError(f"cannot capture {captured} micros of a {hold.amount_micros} hold")
+        hold.captured_micros = captured
+        revenue = await self._house_account(session, REVENUE_ACCOUNT)
+        legs = [(_bucket_id(hold.owner_id, HELD), -hold.amount_micros), (revenue, captured)]
+        if hold.amount_micros - captured:
+            legs.append((_bucket_id(hold.owner_id, AVAILABLE), hold.amount_micros - captured))
+        await self._post(
+            session,
+            kind="capture",
+            owner_id=hold.owner_id,
+            amount_micros=captured,
+            legs=legs,
+            hold_id=hold.id,
+            actor=actor,
+            reason=f"capture for {hold.reference}",
+        )
+        return hold
+
+    async def release(self, session: AsyncSession, hold_id: str, *, actor: str, reason: str) -> Hold:
+        """Give the whole hold back. Raises `HoldAlreadySettled` on a second settlement."""
+        hold = await self._settle(session, hold_id, "released")
+        await self._post(
+            session,
+            kind="release",
+            owner_id=hold.owner_id,
+            amount_micros=hold.amount_micros,
+            legs=[
+                (_bucket_id(hold.owner_id, HELD), -hold.amount_micros),
+                (_bucket_id(hold.owner_id, AVAILABLE), hold.amount_micros),
+            ],
+            hold_id=hold.id,
+            actor=actor,
+            reason=reason,
+        )
+        return hold
+
+    async def get_hold(self, session: AsyncSession, hold_id: str) -> Hold | None:
+        return await session.get(Hold, hold_id, populate_existing=True)
+
+    # Idempotency: the caller looks up before doing the work and stores the response after it,
+    # both in the same transaction as the money movement, so a rollback forgets both.
+
+    async def replay(
+        self, session: AsyncSession, owner_id: str, *, scope: str, key: str, fingerprint: str
+    ) -> StoredResponse | None:
+        record = await session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.owner_id == owner_id,
+                IdempotencyRecord.scope == scope,
+                IdempotencyRecord.key == key,
+            )
+        )
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(key)
+        return StoredResponse(record.status_code, record.response)
+
+    async def remember(
+        self,
+        session: AsyncSession,
+        owner_id: str,
+        *,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        status_code: int,
+        body: dict[str, Any],
+    ) -> None:
+        session.add(
+            IdempotencyRecord(
+                owner_id=owner_id,
+                scope=scope,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=status_code,
+                response=body,
+            )
+        )
+        await session.flush()
+
+    # Internals
+
+    async def _settle(self, session: AsyncSession, hold_id: str, status: str) -> Hold:
+        settled = await session.execute(
+            update(Hold)
+            .where(Hold.id == hold_id, Hold.status == "held")
+            .values(status=status, settled_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        hold = await session.get(Hold, hold_id, populate_existing=True)
+        if hold is None:
+            raise HoldNotFound(f"hold {hold_id} does not exist")
+        if settled.rowcount != 1:  # type: ignore[attr-defined]
+            raise HoldAlreadySettled(f"hold {hold_id} was already {hold.status}")
+        return hold
+
+    async def _post(
+        self,
+        session: AsyncSession,
+        *,
+        kind: str,
+        owner_id: str,
+        amount_micros: int,
+        legs: list[tuple[str, int]],
+        actor: str,
+        reason: str,
+        hold_id: str | None = None,
+        external_ref: str | None = None,
+        details: dict[str, Any] | None = None,
+        available_already_debited: bool = False,
+    ) -> str:
+        if sum(amount for _, amount in legs) != 0:
+            raise LedgerError(f"unbalanced {kind}: legs {legs}")
+        txn_id = new_id("txn")
+        session.add(
+            LedgerTransaction(
+                id=txn_id,
+                kind=kind,
+                owner_id=owner_id,
+                amount_micros=amount_micros,
+                hold_id=hold_id,
+                external_ref=external_ref,
+                actor=actor,
+                reason=reason,
+                details=details or {},
+            )
+        )
+        await session.flush()
+        session.add_all(
+            LedgerEntry(transaction_id=txn_id, ledger_account_id=account_id, amount_micros=amount)
+            for account_id, amount in legs
+        )
+        debited_by_hold = _bucket_id(owner_id, AVAILABLE) if available_already_debited else None
+        for account_id, amount in legs:
+            if account_id.startswith("house:") or account_id == debited_by_hold or not amount:
+                continue
+            await session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == account_id)
+                .values(balance_micros=LedgerAccount.balance_micros + amount)
+                .execution_options(synchronize_session=False)
+            )
+        await session.flush()
+        return txn_id
+
+    async def _house_account(self, session: AsyncSession, account_id: str) -> str:
+        if await session.get(LedgerAccount, account_id) is None:
+            try:
+                async with session.begin_nested():
+                    session.add(LedgerAccount(id=account_id, owner_id=None, kind=account_id))
+            except IntegrityError:
+                pass  # created concurrently: it exists, which is all we need
+        return account_id
+
+    async def _transaction_by_ref(
+        self, session: AsyncSession, external_ref: str
+    ) -> LedgerTransaction | None:
+        return await session.scalar(
+            select(LedgerTransaction).where(LedgerTransaction.external_ref == external_ref)
+        )
+
+    async def sum_of_entries(self, session: AsyncSession, ledger_account_id: str) -> int:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount_micros), 0)).where(
+                LedgerEntry.ledger_account_id == ledger_account_id
+            )
+        )
+        return int(total or 0)
+
+
+ledger = LedgerService()
