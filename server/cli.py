@@ -53,7 +53,9 @@ def serve(host: str, port: int) -> None:
     configure_logging(settings.log_level)
     with console.status("Applying database migrations…"):
         upgrade_database(settings.resolved_database_url)
-    console.print(f"[bold green]Killa Tamata[/bold green] gateway on [bold]{settings.base_url}[/bold]")
+    console.print(
+        f"[bold green]Killa Tamata[/bold green] gateway on [bold]{settings.base_url}[/bold]"
+    )
     console.print(f"  data dir   {settings.data_dir}")
     console.print(f"  database   {settings.resolved_database_url}")
     console.print(f"  health     {settings.absolute_url('/api/v1/health')}")
@@ -87,25 +89,26 @@ def accounts() -> None:
 @click.option("--label", default="operator", show_default=True, help="Label of the first API key.")
 def accounts_create(email: str, label: str) -> None:
     """Create an account and print its first API key (shown once)."""
+    from backend.accounts.models import Account
     from backend.accounts.service import accounts as account_service
     from backend.accounts.service import api_keys
     from backend.http.errors import GatewayError
 
-    async def run() -> tuple[str, str]:
+    async def run() -> tuple[Account, str]:
         db = await _open_database()
         try:
             async with db.transaction() as session:
                 account = await account_service.create(session, email)
                 issued = await api_keys.issue(session, account.id, label=label)
-            return account.id, issued.secret
+            return account, issued.secret
         finally:
             await db.dispose()
 
     try:
-        account_id, secret = asyncio.run(run())
+        account, secret = asyncio.run(run())
     except GatewayError as exc:
         _fail(exc.message)
-    console.print(f"Created account [bold]{account_id}[/bold] for {email}.")
+    console.print(f"Created account [bold]{account.id}[/bold] for {account.email}.")
     console.print("API key (store it now, it is not shown again):")
     click.echo(secret)
 

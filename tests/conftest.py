@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,9 @@ POSTGRES_URL = os.environ.get(POSTGRES_URL_ENV)
 
 def pytest_report_header() -> str:
     if POSTGRES_URL:
-        return f"PostgreSQL tests: on ({make_url(POSTGRES_URL).render_as_string(hide_password=True)})"
+        return (
+            f"PostgreSQL tests: on ({make_url(POSTGRES_URL).render_as_string(hide_password=True)})"
+        )
     return f"PostgreSQL tests: SKIPPED — set {POSTGRES_URL_ENV} (.ci/run does) to run them"
 
 
@@ -148,7 +150,7 @@ async def customer(db: Database) -> Customer:
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> Iterator[Path]:
+def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "test-artifacts"
     path.mkdir(exist_ok=True)
-    yield path
+    return path

@@ -92,7 +92,9 @@ class AccountService:
 
 
 class ApiKeyService:
-    async def issue(self, session: AsyncSession, account_id: str, *, label: str | None) -> IssuedKey:
+    async def issue(
+        self, session: AsyncSession, account_id: str, *, label: str | None
+    ) -> IssuedKey:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
             id=new_id("key"),
@@ -144,7 +146,8 @@ class ApiKeyService:
             update(ApiKey)
             .where(
                 ApiKey.id == key_id,
-                (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+                (ApiKey.last_used_at.is_(None))
+                | (ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
             )
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)

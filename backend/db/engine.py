@@ -10,7 +10,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 # Marks a transaction that will write: on SQLite it starts with BEGIN IMMEDIATE so two writers
@@ -70,9 +75,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         if self._sqlite_write_lock is not None and write:
-            async with self._sqlite_write_lock:
-                async with self._session(write=True) as session:
-                    yield session
+            async with self._sqlite_write_lock, self._session(write=True) as session:
+                yield session
         else:
             async with self._session(write=write) as session:
                 yield session

@@ -118,7 +118,9 @@ async def skill_file(request: Request) -> Response:
         raise NotFound(f"The skill has no file {relative!r}.")
     return FileResponse(
         skill.root / found.path,
-        media_type=f"{found.media_type}; charset=utf-8" if found.media_type.startswith("text/") else found.media_type,
+        media_type=f"{found.media_type}; charset=utf-8"
+        if found.media_type.startswith("text/")
+        else found.media_type,
         headers={"ETag": f'"{found.sha256}"'},
     )
 
@@ -131,7 +133,9 @@ async def spec_file(request: Request) -> Response:
 
 
 async def killa_openapi(request: Request) -> Response:
-    return FileResponse(SPECS_DIR / "killa-tamata-api-v0.7.0.openapi.json", media_type="application/json")
+    return FileResponse(
+        SPECS_DIR / "killa-tamata-api-v0.7.0.openapi.json", media_type="application/json"
+    )
 
 
 routes = [

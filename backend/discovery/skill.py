@@ -62,10 +62,14 @@ class Skill:
         for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
             data = path.read_bytes()
             relative = path.relative_to(self.root).as_posix()
-            media_type = "text/markdown" if path.suffix == ".md" else (
-                mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            media_type = (
+                "text/markdown"
+                if path.suffix == ".md"
+                else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
             )
-            found.append(SkillFile(relative, hashlib.sha256(data).hexdigest(), len(data), media_type))
+            found.append(
+                SkillFile(relative, hashlib.sha256(data).hexdigest(), len(data), media_type)
+            )
         return found
 
     def file(self, relative: str) -> SkillFile | None:

@@ -1,4 +1,4 @@
-"""Parse JSON bodies into pydantic models, turning every failure into a 400 naming field and rule."""
+"""Parse JSON bodies into pydantic models; every failure is a 400 naming the field and rule."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         message = error["msg"].removeprefix("Value error, ")
-        errors.append({"field": field_path(error["loc"]) or "(body)", "rule": error["type"], "message": message})
+        errors.append(
+            {
+                "field": field_path(error["loc"]) or "(body)",
+                "rule": error["type"],
+                "message": message,
+            }
+        )
     return errors
 
 

@@ -64,7 +64,9 @@ def client_key(scope: Scope) -> str:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, buckets: TokenBuckets, exempt_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, buckets: TokenBuckets, exempt_paths: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.buckets = buckets
         self.exempt_paths = exempt_paths

@@ -23,7 +23,11 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = next(
-            (value.decode("latin-1") for name, value in scope["headers"] if name == HEADER.encode()),
+            (
+                value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name == HEADER.encode()
+            ),
             "",
         )
         request_id = incoming if _SANE.match(incoming) else f"req_{uuid.uuid4().hex}"
@@ -32,7 +36,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()
+                ]
                 headers.append((HEADER.encode(), request_id.encode()))
                 message["headers"] = headers
             await send(message)

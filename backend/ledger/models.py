@@ -79,7 +79,8 @@ class Hold(Base):
     __table_args__ = (
         CheckConstraint("amount_micros >= 0", name="amount_not_negative"),
         CheckConstraint(
-            "captured_micros IS NULL OR captured_micros <= amount_micros", name="capture_within_hold"
+            "captured_micros IS NULL OR captured_micros <= amount_micros",
+            name="capture_within_hold",
         ),
     )
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,6 +93,13 @@ class Balance:
 
 
 @dataclass(frozen=True)
+class HoldRef:
+    id: str
+    owner_id: str
+    amount_micros: int
+
+
+@dataclass(frozen=True)
 class CreditResult:
     transaction_id: str
     amount_micros: int
@@ -117,7 +124,9 @@ def _bucket_id(owner_id: str, kind: str) -> str:
 class LedgerService:
     async def open_customer(self, session: AsyncSession, owner_id: str) -> None:
         session.add_all(
-            LedgerAccount(id=_bucket_id(owner_id, kind), owner_id=owner_id, kind=kind, balance_micros=0)
+            LedgerAccount(
+                id=_bucket_id(owner_id, kind), owner_id=owner_id, kind=kind, balance_micros=0
+            )
             for kind in (AVAILABLE, HELD)
         )
         await session.flush()
@@ -160,7 +169,10 @@ class LedgerService:
                     kind="credit",
                     owner_id=owner_id,
                     amount_micros=amount_micros,
-                    legs=[(funding, -amount_micros), (_bucket_id(owner_id, AVAILABLE), amount_micros)],
+                    legs=[
+                        (funding, -amount_micros),
+                        (_bucket_id(owner_id, AVAILABLE), amount_micros),
+                    ],
                     external_ref=external_ref,
                     actor=actor,
                     reason=reason,
@@ -182,7 +194,7 @@ class LedgerService:
         *,
         reference: str,
         actor: str,
-    ) -> Hold:
+    ) -> HoldRef:
         """Set money aside; raises `InsufficientFunds` rather than let `available` go negative."""
         if amount_micros < 0:
             raise ValueError("a hold cannot be negative")
@@ -200,23 +212,32 @@ class LedgerService:
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             balance = await self.balance(session, owner_id)
             raise InsufficientFunds(required=amount_micros, available=balance.available_micros)
-        hold = Hold(
-            id=new_id("hold"), owner_id=owner_id, amount_micros=amount_micros, reference=reference
+        hold_id = new_id("hold")
+        await session.execute(
+            insert(Hold).values(
+                id=hold_id,
+                owner_id=owner_id,
+                amount_micros=amount_micros,
+                status="held",
+                reference=reference,
+                created_at=utcnow(),
+            )
         )
-        session.add(hold)
-        await session.flush()
         await self._post(
             session,
             kind="hold",
             owner_id=owner_id,
             amount_micros=amount_micros,
-            legs=[(_bucket_id(owner_id, AVAILABLE), -amount_micros), (_bucket_id(owner_id, HELD), amount_micros)],
-            hold_id=hold.id,
+            legs=[
+                (_bucket_id(owner_id, AVAILABLE), -amount_micros),
+                (_bucket_id(owner_id, HELD), amount_micros),
+            ],
+            hold_id=hold_id,
             actor=actor,
             reason=f"hold for {reference}",
             available_already_debited=True,
         )
-        return hold
+        return HoldRef(id=hold_id, owner_id=owner_id, amount_micros=amount_micros)
 
     async def capture(
         self, session: AsyncSession, hold_id: str, amount_micros: int | None = None, *, actor: str
@@ -243,7 +264,9 @@ class LedgerService:
         )
         return hold
 
-    async def release(self, session: AsyncSession, hold_id: str, *, actor: str, reason: str) -> Hold:
+    async def release(
+        self, session: AsyncSession, hold_id: str, *, actor: str, reason: str
+    ) -> Hold:
         """Give the whole hold back. Raises `HoldAlreadySettled` on a second settlement."""
         hold = await self._settle(session, hold_id, "released")
         await self._post(
@@ -340,8 +363,11 @@ class LedgerService:
         if sum(amount for _, amount in legs) != 0:
             raise LedgerError(f"unbalanced {kind}: legs {legs}")
         txn_id = new_id("txn")
-        session.add(
-            LedgerTransaction(
+        now = utcnow()
+        # Core inserts, not ORM objects: this is the hottest path of the gateway and the unit of
+        # work's bookkeeping costs more than the statements themselves.
+        await session.execute(
+            insert(LedgerTransaction).values(
                 id=txn_id,
                 kind=kind,
                 owner_id=owner_id,
@@ -351,15 +377,25 @@ class LedgerService:
                 actor=actor,
                 reason=reason,
                 details=details or {},
+                created_at=now,
             )
         )
-        await session.flush()
-        session.add_all(
-            LedgerEntry(transaction_id=txn_id, ledger_account_id=account_id, amount_micros=amount)
-            for account_id, amount in legs
+        await session.execute(
+            insert(LedgerEntry),
+            [
+                {
+                    "transaction_id": txn_id,
+                    "ledger_account_id": account_id,
+                    "amount_micros": amount,
+                    "created_at": now,
+                }
+                for account_id, amount in legs
+            ],
         )
         debited_by_hold = _bucket_id(owner_id, AVAILABLE) if available_already_debited else None
-        for account_id, amount in legs:
+        # Row locks are always taken in id order ("…:available" before "…:held", which is also
+        # the order `hold` locks them in), so a hold and a capture on one account can't deadlock.
+        for account_id, amount in sorted(legs):
             if account_id.startswith("house:") or account_id == debited_by_hold or not amount:
                 continue
             await session.execute(
@@ -368,7 +404,6 @@ class LedgerService:
                 .values(balance_micros=LedgerAccount.balance_micros + amount)
                 .execution_options(synchronize_session=False)
             )
-        await session.flush()
         return txn_id
 
     async def _house_account(self, session: AsyncSession, account_id: str) -> str:
