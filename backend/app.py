@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from backend.accounts import routes as accounts_routes
+from backend.auth import routes as auth_routes
+from backend.auth.runtime import AuthRuntime
 from backend.db.engine import Database
 from backend.discovery import routes as discovery_routes
 from backend.discovery.skill import Skill
@@ -19,8 +21,15 @@ from backend.http.handlers import EXCEPTION_HANDLERS
 from backend.http.logging import AccessLogMiddleware
 from backend.http.rate_limit import RateLimitMiddleware, TokenBuckets
 from backend.http.request_id import RequestIdMiddleware
+from backend.jobs import routes as jobs_routes
+from backend.jobs.dispatcher import Dispatcher
+from backend.jobs.runtime import build_runtime
 from backend.payments import routes as payments_routes
 from backend.settings import Settings
+from backend.storage.files_route import files_route
+from backend.storage.local import LocalBlobStore
+from backend.storage.s3 import S3BlobStore
+from backend.web import routes as web_routes
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
@@ -28,19 +37,31 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     db = database or Database(settings.resolved_database_url)
     owns_database = database is None
 
+    runtime = build_runtime(settings)
+    dispatcher = Dispatcher(db, runtime)
+    runtime.dispatcher = dispatcher
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
+        async with AsyncExitStack() as stack:
             if owns_database:
-                await db.dispose()
+                stack.push_async_callback(db.dispose)
+            stack.push_async_callback(runtime.fetcher.aclose)
+            if isinstance(runtime.blobs, S3BlobStore):
+                await stack.enter_async_context(runtime.blobs)
+            await dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+            yield
 
     app = Starlette(
         routes=[
             *discovery_routes.routes,
             *accounts_routes.routes,
             *payments_routes.routes,
+            *auth_routes.routes,
+            *web_routes.routes,
+            *jobs_routes.routes,
+            *([files_route(runtime.blobs)] if isinstance(runtime.blobs, LocalBlobStore) else []),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -66,4 +87,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.ctx = AppContext(settings=settings, db=db)
     app.state.skill = Skill()
+    app.state.auth = AuthRuntime.from_settings(settings)
+    app.state.jobs = runtime
     return app

@@ -13,6 +13,7 @@ from rich.console import Console
 from backend.db.engine import Database
 from backend.ledger.money import format_usd_display, parse_usd
 from backend.settings import Settings
+from server.login import login, logout, whoami
 
 console = Console(stderr=True)
 
@@ -33,6 +34,11 @@ def _fail(message: str) -> None:
 @click.version_option(package_name="killa")
 def main() -> None:
     """Killa Tamata: the agent-facing media gateway."""
+
+
+main.add_command(login)
+main.add_command(logout)
+main.add_command(whoami)
 
 
 @main.command(epilog=_settings_help())
@@ -60,6 +66,8 @@ def serve(host: str, port: int) -> None:
     console.print(f"  database   {settings.resolved_database_url}")
     console.print(f"  health     {settings.absolute_url('/api/v1/health')}")
     console.print("  first key  killa accounts create --email you@example.com")
+    if not settings.smtp_host:
+        console.print("  sign-in    no SMTP configured: sign-in codes are written to this log")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 

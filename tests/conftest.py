@@ -100,6 +100,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         public_base_url="https://gateway.test",
         model_dir=tmp_path / "models",
+        # Threads keep unit tests fast; tests/jobs/test_processes.py covers worker processes.
+        worker_mode="thread",
     )
 
 
@@ -111,7 +113,10 @@ def app(settings: Settings, db: Database) -> Starlette:
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://gateway.test") as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="https://gateway.test") as http,
+    ):
         yield http
 
 

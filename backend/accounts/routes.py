@@ -8,10 +8,12 @@ from starlette.routing import Route
 
 from backend.accounts.schemas import CreateKeyRequest, RevokeKeyRequest, render_key
 from backend.accounts.service import api_keys
+from backend.auth.flows import key_from_google
+from backend.auth.schemas import render_signed_in_key
 from backend.http.auth import bearer_token, require_principal
 from backend.http.bodies import parse_body
 from backend.http.context import app_context
-from backend.http.errors import Gone, NotImplementedYet, Unauthorized
+from backend.http.errors import Gone, Unauthorized
 from backend.ledger.service import ledger
 
 
@@ -26,11 +28,8 @@ async def create_key(request: Request) -> JSONResponse:
     body = await parse_body(request, CreateKeyRequest, required=False)
     if bearer_token(request) is None:
         if body.id_token is not None:
-            raise NotImplementedYet(
-                "Google ID-token bootstrap is not available on this server yet. "
-                "Ask an operator for a key (`killa accounts create`) or use `killa login`.",
-                code="GOOGLE_BOOTSTRAP_UNAVAILABLE",
-            )
+            signed_in = await key_from_google(request, body.id_token, label=body.label)
+            return JSONResponse(render_signed_in_key(signed_in), status_code=201)
         raise Unauthorized(
             "Creating a key needs an existing API key (Authorization: Bearer) or a Google idToken.",
             code="API_KEY_MISSING",

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 from urllib.parse import quote, urlencode
 
 from backend.storage.blobs import BlobInfo, BlobNotFound, StoredBlob, expiry_seconds, validate_key
@@ -49,7 +49,7 @@ class LocalBlobStore:
         self._secret = signing_secret
 
     async def put_file(self, key: str, path: Path, content_type: str) -> StoredBlob:
-        def copy(dest: BinaryIO) -> None:
+        def copy(dest: IO[bytes]) -> None:
             with path.open("rb") as src:
                 shutil.copyfileobj(src, dest)
 
@@ -108,7 +108,7 @@ class LocalBlobStore:
     def _blob_path(self, key: str) -> Path:
         return self._blobs / validate_key(key)
 
-    def _put(self, key: str, write: Callable[[BinaryIO], object], content_type: str) -> StoredBlob:
+    def _put(self, key: str, write: Callable[[IO[bytes]], object], content_type: str) -> StoredBlob:
         path = self._blob_path(key)
         _atomic_write(self._types / key, lambda dest: dest.write(content_type.encode()))
         _atomic_write(path, write)
@@ -137,7 +137,7 @@ class LocalBlobStore:
         return sorted(found, key=lambda info: info.key)
 
 
-def _atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> None:
+def _atomic_write(dest: Path, write: Callable[[IO[bytes]], object]) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".tmp-", delete=False) as tmp:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import httpx
@@ -11,15 +10,9 @@ import jsonschema
 import yaml
 
 from backend import __version__
-from backend.discovery.routes import SPECS_DIR
+from tests.spec import spec_schema
 
-SPEC = json.loads((SPECS_DIR / "killa-tamata-api-v0.7.0.openapi.json").read_text())
 SKILL_DIR = Path(__file__).resolve().parents[2] / "skill" / "killa-tamata"
-
-
-def spec_schema(name: str) -> dict[str, object]:
-    """The spec's component schema with its $refs resolvable by jsonschema."""
-    return {"$ref": f"#/components/schemas/{name}", "components": SPEC["components"]}
 
 
 async def test_health_matches_the_spec_schema_exactly(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,60 @@
+"""Sign-in tests run against a local SMTP server and a local Google (see fakes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from backend.app import create_app
+from backend.db.engine import Database
+from backend.settings import Settings
+from tests.auth.fakes import (  # noqa: F401  (fixtures)
+    GOOGLE_CLIENT_ID,
+    OTHER_CLIENT_ID,
+    FakeGoogle,
+    Inbox,
+    _google_server,
+    _smtp_server,
+    attacker_key_pem,
+    google,
+    inbox,
+)
+
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, inbox: Inbox, google: FakeGoogle) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_base_url="https://gateway.test",
+        model_dir=tmp_path / "models",
+        smtp_host="127.0.0.1",
+        smtp_port=inbox.port,
+        smtp_security="none",
+        google_client_ids=[GOOGLE_CLIENT_ID, OTHER_CLIENT_ID],
+        google_certs_url=google.certs_url,
+    )
+
+
+@pytest.fixture
+async def make_client(settings: Settings, db: Database) -> AsyncIterator[ClientFactory]:
+    """A client for an app on the same database with some settings changed."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**changes: Any) -> httpx.AsyncClient:
+            changed = settings.model_copy(update=changes)
+            app = create_app(changed, database=db)
+            return await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=changed.base_url
+                )
+            )
+
+        yield make
