@@ -30,6 +30,7 @@ from backend.storage.files_route import files_route
 from backend.storage.local import LocalBlobStore
 from backend.storage.s3 import S3BlobStore
 from backend.web import routes as web_routes
+from server.mcp_http import hosted_mcp
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     runtime = build_runtime(settings)
     dispatcher = Dispatcher(db, runtime)
     runtime.dispatcher = dispatcher
+    # The MCP tools call this very app in process; `app` is bound below, before any call.
+    mcp = hosted_mcp(settings, db, gateway_app=lambda: app)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 await stack.enter_async_context(runtime.blobs)
             await dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
+            await stack.enter_async_context(mcp.run())
             yield
 
     app = Starlette(
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             *web_routes.routes,
             *jobs_routes.routes,
             *([files_route(runtime.blobs)] if isinstance(runtime.blobs, LocalBlobStore) else []),
+            *mcp.routes,  # last: /mcp and its OAuth protected-resource metadata
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

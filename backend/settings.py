@@ -129,10 +129,33 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
     s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        description="Google AI API key for audio.speak provider gemini (unset: gemini is refused).",
+    )
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com",
+        description="Gemini API base URL.",
+    )
+    gemini_tts_model: str = Field(
+        default="gemini-3.1-flash-tts-preview", description="Gemini text-to-speech model."
+    )
     fetch_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (host or host:port) that URL inputs and callbacks may reach even on "
         "private or loopback addresses (JSON list). For tests and private deployments only.",
+    )
+
+    # MCP over streamable HTTP (/mcp; server/mcp_http.py).
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers /mcp accepts besides the public base URL's host and loopback "
+        "(JSON list; host:port, or host:* for any port). Others get 421: DNS-rebinding guard.",
+    )
+    mcp_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins /mcp accepts besides the public base URL's, the CORS "
+        "origins and loopback (JSON list; http://host:* for any port).",
     )
 
     @cached_property

@@ -13,7 +13,10 @@ from rich.console import Console
 from backend.db.engine import Database
 from backend.ledger.money import format_usd_display, parse_usd
 from backend.settings import Settings
+from server.bundle import bundle
 from server.login import login, logout, whoami
+from server.mcp_server import mcp_command
+from server.skill import skill
 
 console = Console(stderr=True)
 
@@ -39,6 +42,9 @@ def main() -> None:
 main.add_command(login)
 main.add_command(logout)
 main.add_command(whoami)
+main.add_command(mcp_command)
+main.add_command(skill)
+main.add_command(bundle)
 
 
 @main.command(epilog=_settings_help())
@@ -183,3 +189,30 @@ async def _open_database() -> Database:
     settings = Settings()
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     return Database(settings.resolved_database_url)
+
+
+@main.command()
+def models() -> None:
+    """Show, per task, which engine serves it, the model folder it expects, and whether it's there."""
+    from rich.table import Table
+
+    from backend.engines.registry import EngineRegistry
+
+    settings = Settings()
+    registry = EngineRegistry(settings.resolved_model_dir, settings.device)
+    with console.status("Checking model folders…"):
+        rows = registry.availability()
+    table = Table(title=f"Model dir: {settings.resolved_model_dir}")
+    for column in ("task", "engine", "expected folder", "present", "device"):
+        table.add_column(column)
+    for row in rows:
+        folder = str(settings.resolved_model_dir / row.folder) if row.folder else "(no weights needed)"
+        present = "[green]yes[/green]" if row.present else f"[red]no[/red] — {row.reason}"
+        table.add_row(row.task, row.family, folder, present, row.device or "-")
+    Console().print(table)
+    missing = [row for row in rows if not row.present]
+    if missing:
+        console.print(
+            f"{len(missing)} task(s) unavailable: they are refused at submit with "
+            "MODEL_UNAVAILABLE. Fill the folders above (see README, 'Model folders')."
+        )

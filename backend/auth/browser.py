@@ -105,9 +105,12 @@ def require_csrf(
         expected = connection.cookies.get(csrf_cookie(auth_runtime(connection)))
     if not expected or not submitted or not hmac.compare_digest(expected, submitted):
         raise CsrfTokenInvalid(
-            "Missing or wrong CSRF token. Reload the page and try again "
-            "(API clients: send the csrfToken from GET /api/v1/auth/browser/session as "
-            "X-CSRF-Token).",
+            "The security token of this request is missing or out of date. Reload the page "
+            "and try again.",
+            details={
+                "hint": "API clients: send the csrfToken from GET /api/v1/auth/browser/session "
+                "in the X-CSRF-Token header."
+            },
         )
 
 

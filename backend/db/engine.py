@@ -52,15 +52,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        writes = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        # Reads run without BEGIN (the driver is in autocommit): one round trip each, no lock.
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
     """The engine plus the one place that opens, commits and rolls back transactions.
 
     Services flush and never commit; a request (or a job step) runs inside `transaction()`, which
-    commits on success and rolls back on any exception.
+    commits on success and rolls back on any exception. `transaction(write=False)` is for reads
+    only and runs in autocommit mode (no BEGIN/COMMIT round trips): each statement sees the
+    latest committed state, so it must never write.
     """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
@@ -84,7 +87,10 @@ class Database:
     @asynccontextmanager
     async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
-            await session.connection(execution_options={WRITE_OPTION: write})
+            options: dict[str, Any] = {WRITE_OPTION: write}
+            if not write and not self.is_sqlite:
+                options["isolation_level"] = "AUTOCOMMIT"
+            await session.connection(execution_options=options)
             try:
                 yield session
             except BaseException:

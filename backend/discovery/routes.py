@@ -16,6 +16,8 @@ from backend.http.errors import NotFound
 from backend.settings import Settings
 
 SERVICE_NAME = "killa-tamata"
+AGENT_SKILLS_PATH = "/.well-known/agent-skills"
+AGENT_SKILLS_SCHEMA = "https://schemas.agentskills.io/discovery/0.2.0/schema.json"
 SPECS_DIR = Path(__file__).parent / "specs"
 SPEC_FILES = {
     "killa-tamata-api-v0.7.0.openapi.json",
@@ -125,6 +127,30 @@ async def skill_file(request: Request) -> Response:
     )
 
 
+async def agent_skills_index(request: Request) -> JSONResponse:
+    """Agent Skills Discovery (v0.2.0): the skill's SKILL.md with its digest; the files it links
+    to (references/) are served next to it."""
+    settings = app_context(request).settings
+    skill = _skill(request)
+    entrypoint = skill.file(ENTRYPOINT)
+    assert entrypoint is not None  # Skill() refuses a folder without one
+    return JSONResponse(
+        {
+            "$schema": AGENT_SKILLS_SCHEMA,
+            "skills": [
+                {
+                    "name": skill.name,
+                    "type": "skill-md",
+                    "description": skill.description,
+                    "url": settings.absolute_url(f"{AGENT_SKILLS_PATH}/{skill.name}/{ENTRYPOINT}"),
+                    "digest": f"sha256:{entrypoint.sha256}",
+                }
+            ],
+        },
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
 async def spec_file(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in SPEC_FILES:
@@ -145,4 +171,6 @@ routes = [
     Route("/skills/{name}/manifest.json", skill_manifest, methods=["GET"]),
     Route("/skills/{name}/metadata.json", skill_metadata, methods=["GET"]),
     Route("/skills/{name}/{path:path}", skill_file, methods=["GET"]),
+    Route(f"{AGENT_SKILLS_PATH}/index.json", agent_skills_index, methods=["GET"]),
+    Route(f"{AGENT_SKILLS_PATH}/{{name}}/{{path:path}}", skill_file, methods=["GET"]),
 ]

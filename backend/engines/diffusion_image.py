@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import math
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,15 @@ class DiffusionImageEngine:
         self._text2image: Any = AutoPipelineForText2Image.from_pretrained(
             folder, dtype=dtype, local_files_only=True
         ).to(device)
-        self._image2image: Any = AutoPipelineForImage2Image.from_pipe(self._text2image)
+        # from_pipe casts the shared modules to its `dtype` argument, float32 when omitted: pass
+        # it, or a half-precision model silently doubles in memory (for every pipeline).
+        self._image2image: Any = AutoPipelineForImage2Image.from_pipe(self._text2image, dtype=dtype)
         for pipe in (self._text2image, self._image2image):
             pipe.set_progress_bar_config(disable=True)
         self._default_steps = default_steps(self._text2image)
         self._native = _native_size(self._text2image)
+        # Pipelines keep per-call state (scheduler timesteps, ...): one job at a time per engine.
+        self._lock = threading.Lock()
         # Edits run at multiples of this (VAE downsampling x the denoiser's own downsampling).
         self._edit_step = self._text2image.vae_scale_factor * 8
 
@@ -86,10 +91,11 @@ class DiffusionImageEngine:
             steps = math.ceil(steps * HIGH_DETAIL_FACTOR)
         adjustments = _reference_adjustments(task)
 
-        if isinstance(task, ImageEditInput):
-            image = self._edit(task, work_dir, steps, generator, progress)
-        else:
-            image = self._generate(task, steps, generator, progress)
+        with self._lock:
+            if isinstance(task, ImageEditInput):
+                image = self._edit(task, work_dir, steps, generator, progress)
+            else:
+                image = self._generate(task, steps, generator, progress)
 
         name, mime, options = _FORMATS[task.output_format]
         path = outputs_dir(work_dir) / f"image.{task.output_format}"
@@ -141,7 +147,7 @@ class DiffusionImageEngine:
                 generator=generator,
                 callback_on_step_end=counter,
             ).images[0]
-        return image  # type: ignore[no-any-return]
+        return image
 
     def _edit(
         self,
@@ -174,7 +180,7 @@ class DiffusionImageEngine:
         ).images[0]
         if image.size != source.size:
             image = image.resize(source.size, Image.Resampling.LANCZOS)
-        return image  # type: ignore[no-any-return]
+        return image
 
 
 class StepProgress:

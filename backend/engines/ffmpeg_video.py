@@ -71,10 +71,11 @@ class Mp4Writer:
         self._video = self._container.add_stream("libx264", rate=rate, options=X264_OPTIONS)
         self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
         if time_base is not None:
-            self._video.time_base = time_base
+            # The encoder's own time base too: left at 1/rate it would round variable-rate
+            # timestamps onto a fixed grid, where two frames can land on one tick (and fail).
+            self._video.time_base = self._video.codec_context.time_base = time_base
         self._time_base = time_base or Fraction(1) / Fraction(rate)
         self._frames = 0
-        self._last_time = 0.0
         self._audio = None
         if with_audio:
             self._audio = self._container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
@@ -97,10 +98,9 @@ class Mp4Writer:
         frame = image if isinstance(image, VideoFrame) else VideoFrame.from_ndarray(image, "rgb24")
         frame.pts = self._frames if pts is None else pts
         frame.time_base = self._time_base
-        self._last_time = float(frame.pts * self._time_base)
         self._frames += 1
         self._container.mux(self._video.encode(frame))
-        self._drain_audio(until=self._last_time + AUDIO_LEAD_SECONDS)
+        self._drain_audio(until=float(frame.pts * self._time_base) + AUDIO_LEAD_SECONDS)
 
     @property
     def frames_written(self) -> int:
@@ -246,7 +246,7 @@ def even(value: float) -> int:
 
 
 class _Clip:
-    """One opened source clip: its video stream's geometry, timing and audio."""
+    """One source clip: its video stream's geometry and timing, its frames and its audio."""
 
     def __init__(self, path: Path, field: str) -> None:
         self.path, self.field = path, field
@@ -256,8 +256,9 @@ class _Clip:
                     raise EngineError(f"{field} holds no video stream")
                 video = container.streams.video[0]
                 self.width, self.height = video.width, video.height
-                rate = video.average_rate or video.guessed_rate
-                self.rate = float(rate) if rate else None
+                self.frame_rate = video.average_rate or video.guessed_rate
+                self.rate = float(self.frame_rate) if self.frame_rate else None
+                self.time_base = video.time_base
                 if video.duration is not None and video.time_base is not None:
                     self.duration = float(video.duration * video.time_base)
                 else:
@@ -271,6 +272,13 @@ class _Clip:
             for frame in container.decode(video=0):
                 return frame.time or 0.0
         raise EngineError(f"{self.field} holds no video frames")
+
+    def audio(self) -> np.ndarray | None:
+        """The clip's audio, in step with its first frame (see `read_audio`)."""
+        try:
+            return read_audio(self.path, start=self.start)
+        except av.FFmpegError as exc:
+            raise EngineError(f"{self.field}: its audio could not be decoded: {exc}") from exc
 
     def frames(self) -> Iterator[VideoFrame]:
         try:
@@ -321,12 +329,9 @@ class VideoCombineEngine:
     """video.combine: concatenate 2-24 clips on one canvas at `frameRate`.
 
     The spec's `overlapFrames` are the head frames of every clip after the first that duplicate
-    the previous clip's tail (continuation clips start on the previous clip's last frames). They
-    are cross-faded into that tail rather than cut: for true duplicates the result is identical
-    to trimming, and where a generated continuation drifted a little from its conditioning
-    frames the seam becomes a short dissolve instead of a jump. Either way the output has the
-    frame count the spec's trimming gives. The audio of each later clip loses the same head
-    duration, so picture and sound stay in sync; clips without audio contribute silence.
+    the previous clip's tail (continuation clips start on the previous clip's last frames): they
+    are removed, as the spec says, picture and sound alike, so the seams do not stutter. Clips
+    without audio contribute silence.
     """
 
     def run(self, task: VideoCombineInput, work_dir: Path, progress: Progress) -> EngineResult:
@@ -348,49 +353,33 @@ class VideoCombineEngine:
             for clip in clips[1:]
             if (clip.width, clip.height) != (width, height)
         ]
-        audio = [read_audio(clip.path, start=clip.start) for clip in clips]
+        audio = [clip.audio() for clip in clips]
         with_audio = any(track is not None for track in audio)
         estimated = sum(max(1, math.ceil(clip.duration * fps)) for clip in clips)
 
         path = outputs_dir(work_dir) / "combined.mp4"
         progress.report(0, f"combining {len(clips)} clips at {fps} fps")
         with Mp4Writer(path, width=width, height=height, rate=fps, with_audio=with_audio) as out:
-            # The last `overlap` frames, held back until we know whether a clip blends into them.
-            tail: deque[np.ndarray] = deque()
             processed = 0
             for number, clip in enumerate(clips):
                 head = overlap if number else 0
-                if len(tail) < head:
-                    raise EngineError(
-                        f"{clips[number - 1].field} is shorter than overlapFrames ({overlap}) "
-                        f"at {fps} fps"
-                    )
                 count = 0
                 for count, frame in enumerate(clip.frames_at(fps), start=1):
-                    image = _letterbox(frame, width, height)
-                    if count <= head:
-                        # Linear dissolve: the new clip's weight rises 1/(n+1) ... n/(n+1).
-                        previous = tail.popleft().astype(np.float32)
-                        blended = previous + (image - previous) * (count / (head + 1))
-                        out.write_frame(blended.round().astype(np.uint8))
-                    else:
-                        tail.append(image)
-                        if len(tail) > overlap:
-                            out.write_frame(tail.popleft())
+                    if count > head:
+                        out.write_frame(_letterbox(frame, width, height))
                     processed += 1
                     if processed % PROGRESS_EVERY == 0:
                         progress.report(
                             min(99.0, 100 * processed / max(estimated, 1)),
                             f"clip {number + 1}/{len(clips)}, frame {out.frames_written}",
                         )
-                if count < head:
+                if count <= head:
                     raise EngineError(
-                        f"{clip.field} is shorter than overlapFrames ({overlap}) at {fps} fps"
+                        f"{clip.field} has {count} frame(s) at {fps} fps: nothing is left after "
+                        f"removing overlapFrames ({overlap}) duplicated head frames"
                     )
                 if with_audio:
                     out.add_audio(self._clip_audio(audio[number], count, head, fps))
-            while tail:
-                out.write_frame(tail.popleft())
         output = video_output(path)
         progress.report(100, "combined")
         return EngineResult(
@@ -418,21 +407,18 @@ class VideoResizeEngine:
         field = "sourceVideoUrl"
         clip = _Clip(staged_input(work_dir, field, task.source_video_url), field)
         width, height = task.width, task.height
-        track = read_audio(clip.path, start=clip.start)
+        track = clip.audio()
         estimated = max(1, round(clip.duration * (clip.rate or 30)))
 
-        with av.open(str(clip.path)) as container:
-            source = container.streams.video[0]
-            time_base, rate = source.time_base, source.average_rate or source.guessed_rate
         path = outputs_dir(work_dir) / "resized.mp4"
         progress.report(0, f"resizing {clip.width}x{clip.height} to {width}x{height}")
         with Mp4Writer(
             path,
             width=width,
             height=height,
-            rate=rate or 30,
+            rate=clip.frame_rate or 30,
             with_audio=track is not None,
-            time_base=time_base,
+            time_base=clip.time_base,
         ) as out:
             if track is not None:
                 out.add_audio(track)

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from backend.engines.audio_io import probe_audio, write_wav_pcm16
-from backend.engines.base import EngineError, EngineResult, OutputFile, Progress
+from backend.engines.base import EngineError, EngineResult, OutputFile, Progress, outputs_dir
 from backend.media.tasks import AudioSpeakInput
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -77,7 +77,7 @@ class GeminiSpeechEngine:
         answer = self._generate(body)
         pcm, rate = _audio_of(answer)
         progress.report(90, "writing audio")
-        path = work_dir / "speech.wav"
+        path = outputs_dir(work_dir) / "speech.wav"
         write_wav_pcm16(pcm, rate, 1, path)
         facts = probe_audio(path)
         characters = self.billed_characters(task)

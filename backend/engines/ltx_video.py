@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from backend.engines.diffusion_image import (
 )
 from backend.engines.ffmpeg_video import (
     AUDIO_RATE,
+    PROGRESS_EVERY,
     Mp4Writer,
     fit_length,
     interpolate,
@@ -97,13 +99,17 @@ class LtxVideoEngine:
         self._text2video: Any = LTXPipeline.from_pretrained(
             folder, dtype=dtype, local_files_only=True
         ).to(device)
-        self._image2video = LTXImageToVideoPipeline.from_pipe(self._text2video)
-        self._conditioned = LTXConditionPipeline.from_pipe(self._text2video)
+        # from_pipe casts the shared modules to its `dtype` argument, float32 when omitted: pass
+        # it, or a half-precision model silently doubles in memory (for every pipeline).
+        self._image2video = LTXImageToVideoPipeline.from_pipe(self._text2video, dtype=dtype)
+        self._conditioned = LTXConditionPipeline.from_pipe(self._text2video, dtype=dtype)
         for pipe in (self._text2video, self._image2video, self._conditioned):
             pipe.set_progress_bar_config(disable=True)
         self._default_steps = default_steps(self._text2video)
         # The pipeline's default canvas (704 x 512 for LTX-Video) sets the native pixel area.
         self._native = _native_side(self._text2video)
+        # Pipelines keep per-call state (scheduler timesteps, ...): one job at a time per engine.
+        self._lock = threading.Lock()
 
     def run(self, task: VideoGenerateInput, work_dir: Path, progress: Progress) -> EngineResult:
         adjustments: list[InputAdjustment] = []
@@ -139,15 +145,16 @@ class LtxVideoEngine:
             "output_type": "np",
             "callback_on_step_end": StepProgress(progress, steps, end=DENOISE_END),
         }
-        if images.overlap or images.final is not None:
-            mode = "conditioned"
-            output = self._conditioned(conditions=_conditions(images, frames), **common)
-        elif images.start is not None:
-            mode = "image-to-video"
-            output = self._image2video(image=images.start, **common)
-        else:
-            mode = "text-to-video"
-            output = self._text2video(**common)
+        with self._lock:
+            if images.overlap or images.final is not None:
+                mode = "conditioned"
+                output = self._conditioned(conditions=_conditions(images, frames), **common)
+            elif images.start is not None:
+                mode = "image-to-video"
+                output = self._image2video(image=images.start, **common)
+            else:
+                mode = "text-to-video"
+                output = self._text2video(**common)
         video = (np.clip(output.frames[0], 0.0, 1.0) * 255).round().astype(np.uint8)
         if len(video) != frames:
             raise EngineError(f"the model returned {len(video)} frames instead of {frames}")
@@ -170,7 +177,7 @@ class LtxVideoEngine:
                 writer.add_audio(fit_length(audio, round(out_frames / out_fps * AUDIO_RATE)))
             for frame in stream:
                 writer.write_frame(frame)
-                if writer.frames_written % 16 == 0:
+                if writer.frames_written % PROGRESS_EVERY == 0:
                     done = writer.frames_written / max(out_frames, 1)
                     progress.report(DENOISE_END + 2 + 12 * min(done, 1.0), "encoding")
         result = video_output(path)

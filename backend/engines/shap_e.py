@@ -14,12 +14,15 @@ given is reported as an input adjustment. Shap-E's meshes carry vertex colours, 
 
 from __future__ import annotations
 
+import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import trimesh
+from diffusers import ShapEImg2ImgPipeline
 from PIL import Image, ImageOps
 
 from backend.engines.base import (
@@ -92,13 +95,13 @@ def _write_glb(mesh: trimesh.Trimesh, work_dir: Path) -> OutputFile:
 
 class ShapEEngine:
     def __init__(self, folder: Path, *, device: str, dtype: torch.dtype) -> None:
-        from diffusers import ShapEImg2ImgPipeline
-
         self._pipe = ShapEImg2ImgPipeline.from_pretrained(
             folder, dtype=dtype, local_files_only=True
         ).to(device)
         self._pipe.set_progress_bar_config(disable=True)
         self._device = device
+        # Decoding a mesh writes the latent into the renderer's MLP weights: one job at a time.
+        self._lock = threading.Lock()
 
     def run(self, task: TrellisGenerateInput, work_dir: Path, progress: Progress) -> EngineResult:
         adjustments = [
@@ -110,7 +113,8 @@ class ShapEEngine:
                 "Shap-E, which has no such stage",
             )
             for name, what in _TRELLIS_ONLY.items()
-            if getattr(task, name) is not None
+            # A switch left off asks for nothing this engine fails to do.
+            if getattr(task, name) not in (None, False)
         ]
         steps = task.shape_steps or SHAP_E_STEPS[task.quality_preset]
         grid: int = task.mesh_resolution or 128
@@ -125,13 +129,13 @@ class ShapEEngine:
                 )
             )
             grid = MAX_SHAP_E_GRID
-        seed = task.seed or int(torch.randint(1, MAX_SEED, ()).item())
+        seed = task.seed or secrets.randbelow(MAX_SEED) + 1
 
         image = _source_image(task, work_dir)
         if task.padding:
             image = ImageOps.expand(image, border=task.padding, fill="white")
         progress.report(5, "sampling the shape latent")
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             latents = self._pipe(
                 image,
                 num_inference_steps=steps,
@@ -192,6 +196,7 @@ class TrellisEngine:
         torch.hub.set_dir(str(folder / "torch-hub"))
         self._pipe = TrellisImageTo3DPipeline.from_pretrained(str(folder))
         self._pipe.cuda()
+        self._lock = threading.Lock()
 
     def run(self, task: TrellisGenerateInput, work_dir: Path, progress: Progress) -> EngineResult:
         from trellis.utils import postprocessing_utils
@@ -213,20 +218,21 @@ class TrellisEngine:
                     "send an image with a transparent background instead",
                 )
             )
-        seed = task.seed or int(torch.randint(1, MAX_SEED, ()).item())
+        seed = task.seed or secrets.randbelow(MAX_SEED) + 1
         sampler: dict[str, Any] = {}
         if task.sparse_structure_steps:
             sampler["sparse_structure_sampler_params"] = {"steps": task.sparse_structure_steps}
         if task.shape_steps:
             sampler["slat_sampler_params"] = {"steps": task.shape_steps}
         progress.report(5, "sampling")
-        outputs = self._pipe.run(
-            image if has_alpha else image.resize((518, 518), Image.Resampling.LANCZOS),
-            seed=seed,
-            formats=["gaussian", "mesh"],
-            preprocess_image=has_alpha,
-            **sampler,
-        )
+        with self._lock:
+            outputs = self._pipe.run(
+                image if has_alpha else image.resize((518, 518), Image.Resampling.LANCZOS),
+                seed=seed,
+                formats=["gaussian", "mesh"],
+                preprocess_image=has_alpha,
+                **sampler,
+            )
         progress.report(70, "baking the GLB")
         faces = task.target_face_count
         glb = postprocessing_utils.to_glb(

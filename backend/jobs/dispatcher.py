@@ -113,6 +113,7 @@ class Dispatcher:
         async with self.db.transaction(write=False) as session:
             job = await jobs.claimed(session, job_id)
         # A retried job keeps its staged inputs; only the last attempt's checkpoints go.
+        work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / PROGRESS_FILE).unlink(missing_ok=True)
         task_json = {"task": job.task, "input": job.effective_input}
         loop = asyncio.get_running_loop()
@@ -123,6 +124,7 @@ class Dispatcher:
             str(work_dir),
             str(self.runtime.settings.resolved_model_dir),
             self.runtime.settings.device,
+            self.runtime.registry.options,
         )
         try:
             outcome = await self._follow(job_id, work_dir, future)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
-from backend.engines.registry import EngineRegistry
+from backend.engines.registry import EngineOptions, EngineRegistry, GeminiConfig
+from backend.media.pricing import price_table
 from backend.settings import Settings
 from backend.storage.blobs import BlobStore
 from backend.storage.expiry import url_lifetime
@@ -81,11 +82,27 @@ def build_blob_store(settings: Settings) -> BlobStore:
     return LocalBlobStore(settings.data_dir / "storage", settings.base_url, url_key)
 
 
+def engine_options(settings: Settings) -> EngineOptions:
+    if settings.gemini_api_key is None:
+        return EngineOptions()
+    prices = price_table()["tasks"]["audio.speak"]["microsPerThousandCharacters"]
+    return EngineOptions(
+        gemini=GeminiConfig(
+            api_key=settings.gemini_api_key.get_secret_value(),
+            base_url=settings.gemini_base_url,
+            model=settings.gemini_tts_model,
+            price_micros_per_1k_chars=int(prices["gemini"]),
+        )
+    )
+
+
 def build_runtime(settings: Settings) -> JobsRuntime:
     fetcher = SafeFetcher(allowed_hosts=settings.fetch_allowed_hosts)
     return JobsRuntime(
         settings=settings,
-        registry=EngineRegistry(settings.resolved_model_dir, settings.device),
+        registry=EngineRegistry(
+            settings.resolved_model_dir, settings.device, options=engine_options(settings)
+        ),
         blobs=build_blob_store(settings),
         fetcher=fetcher,
         stager=InputStager(fetcher=fetcher),

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,7 @@ from backend.jobs.runtime import JobsRuntime
 from backend.jobs.schemas import render_status, render_submit
 from backend.jobs.worker import request_cancel
 from backend.ledger.service import HoldAlreadySettled, ledger, request_fingerprint
-from backend.media.adjustments import resolve_input
+from backend.media.adjustments import ResolvedInput, resolve_input
 from backend.media.inputs import media_refs
 from backend.media.outputs import expected_output_names
 from backend.media.pricing import PriceQuote, quote_price
@@ -79,8 +79,18 @@ class Submitted:
     replayed: bool
 
 
-def ensure_available(registry: EngineRegistry, task: str) -> None:
-    row = next(row for row in registry.availability() if row.task == task)
+def ensure_available(registry: EngineRegistry, task: str, effective_input: dict[str, Any]) -> None:
+    if (
+        task == "audio.speak"
+        and effective_input.get("provider") == "gemini"
+        and registry.options.gemini is None
+    ):
+        raise ModelUnavailableError(
+            "audio.speak with provider gemini is not available on this server (no Gemini API "
+            "key is configured). Nothing was charged. Use provider omnivoice instead.",
+            details={"task": task, "provider": "gemini"},
+        )
+    row = registry.task_availability(task)
     if not row.present:
         raise ModelUnavailableError(
             f"{task} is not available on this server: no model is installed for it. "
@@ -89,8 +99,7 @@ def ensure_available(registry: EngineRegistry, task: str) -> None:
         )
 
 
-def _price(task: MediaTask, staged: list[StagedInput] | None) -> Quote:
-    resolved = resolve_input(task)
+def _price(task: MediaTask, resolved: ResolvedInput, staged: list[StagedInput] | None) -> Quote:
     durations = None
     if staged is not None and task.task in _PRICED_BY_INPUT_DURATION:
         durations = [media_duration_seconds(item.path, field=item.field) for item in staged]
@@ -103,8 +112,9 @@ class JobService:
 
     async def quote(self, db: Database, runtime: JobsRuntime, body: Any) -> dict[str, Any]:
         task = parse_media_job(body)
-        ensure_available(runtime.registry, task.task)
-        quote = _price(task, None)
+        resolved = resolve_input(task)
+        ensure_available(runtime.registry, task.task, resolved.effective_input)
+        quote = _price(task, resolved, None)
         async with db.transaction(write=False) as session:
             estimate = await estimates.estimate(session, task.task, quote.price.meta)
         return {
@@ -143,16 +153,19 @@ class JobService:
                 )
             if stored is not None:
                 return Submitted(stored.status_code, stored.body, replayed=True)
-        ensure_available(runtime.registry, task.task)
+        resolved = resolve_input(task)
+        ensure_available(runtime.registry, task.task, resolved.effective_input)
 
         job_id = new_id("job")
         work_dir = runtime.work_dir(job_id)
         try:
-            resolved = resolve_input(task)
-            staged = await runtime.stager.stage(
-                work_dir, media_refs(task.task, resolved.effective_input)
-            )
-            quote = await asyncio.to_thread(_price, task, staged)
+            refs = media_refs(task.task, resolved.effective_input)
+            if refs:
+                staged = await runtime.stager.stage(work_dir, refs)
+                # Probing durations opens media files: keep that off the event loop.
+                quote = await asyncio.to_thread(_price, task, resolved, staged)
+            else:
+                staged, quote = [], _price(task, resolved, [])
             async with db.transaction() as session:
                 if key is not None:
                     stored = await ledger.replay(
@@ -244,13 +257,16 @@ class JobService:
             created_at=now,
             updated_at=now,
         )
-        session.add(job)
-        await session.flush()
-        balance = await ledger.balance(session, principal.account_id)
+        # A Core insert: submit is the gateway's hottest write, and the job row is not read back.
+        await session.execute(
+            insert(MediaJob).values(
+                {column.key: getattr(job, column.key) for column in MediaJob.__table__.columns}
+            )
+        )
         links = await runtime.output_links(
             job, expected_output_names(job.task, job.effective_input)
         )
-        return render_submit(job, balance, links)
+        return render_submit(job, hold.balance_after, links)
 
     async def status(
         self,

@@ -18,14 +18,14 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from backend.engines.base import EngineError, JobCanceled, ModelUnavailable
-from backend.engines.registry import EngineRegistry
+from backend.engines.registry import EngineOptions, EngineRegistry
 from backend.media.tasks import MediaTask
 
 PROGRESS_FILE = "progress.json"
 CANCEL_FILE = "cancel"
 
 _task_adapter: TypeAdapter[MediaTask] = TypeAdapter(MediaTask)
-_registries: dict[tuple[str, str], EngineRegistry] = {}
+_registries: dict[tuple[str, str, EngineOptions], EngineRegistry] = {}
 _registries_lock = threading.Lock()
 
 
@@ -71,24 +71,24 @@ def request_cancel(work_dir: Path) -> None:
     (work_dir / CANCEL_FILE).touch()
 
 
-def registry_for(model_dir: str, device: str) -> EngineRegistry:
+def registry_for(model_dir: str, device: str, options: EngineOptions) -> EngineRegistry:
     """One registry (and so one engine cache) per worker process and configuration."""
     with _registries_lock:
-        registry = _registries.get((model_dir, device))
+        registry = _registries.get((model_dir, device, options))
         if registry is None:
-            registry = EngineRegistry(Path(model_dir), device)  # type: ignore[arg-type]
-            _registries[(model_dir, device)] = registry
+            registry = EngineRegistry(Path(model_dir), device, options=options)  # type: ignore[arg-type]
+            _registries[(model_dir, device, options)] = registry
         return registry
 
 
 def run_job(
-    task_json: dict[str, Any], work_dir: str, model_dir: str, device: str
+    task_json: dict[str, Any], work_dir: str, model_dir: str, device: str, options: EngineOptions
 ) -> dict[str, Any]:
     """Entry point submitted to the executor; returns a `WorkerOutcome` as a dict."""
     folder = Path(work_dir)
     try:
         task = _task_adapter.validate_python(task_json)
-        engine = registry_for(model_dir, device).get_engine(task.task)
+        engine = registry_for(model_dir, device, options).get_engine(task.task)
         progress = FolderProgress(folder)
         progress.report(0, "starting")
         produced = engine.run(task.input, folder, progress)

@@ -97,6 +97,7 @@ class HoldRef:
     id: str
     owner_id: str
     amount_micros: int
+    balance_after: Balance
 
 
 @dataclass(frozen=True)
@@ -200,18 +201,27 @@ class LedgerService:
             raise ValueError("a hold cannot be negative")
         # One conditional UPDATE: the row lock (PostgreSQL) or the write lock (SQLite) makes the
         # check and the debit atomic under concurrent holds.
-        taken = await session.execute(
+        available_after = await session.scalar(
             update(LedgerAccount)
             .where(
                 LedgerAccount.id == _bucket_id(owner_id, AVAILABLE),
                 LedgerAccount.balance_micros >= amount_micros,
             )
             .values(balance_micros=LedgerAccount.balance_micros - amount_micros)
+            .returning(LedgerAccount.balance_micros)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if available_after is None:
             balance = await self.balance(session, owner_id)
             raise InsufficientFunds(required=amount_micros, available=balance.available_micros)
+        held_after = await session.scalar(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == _bucket_id(owner_id, HELD))
+            .values(balance_micros=LedgerAccount.balance_micros + amount_micros)
+            .returning(LedgerAccount.balance_micros)
+            .execution_options(synchronize_session=False)
+        )
+        assert held_after is not None, f"customer {owner_id} has no held bucket"
         hold_id = new_id("hold")
         await session.execute(
             insert(Hold).values(
@@ -235,9 +245,16 @@ class LedgerService:
             hold_id=hold_id,
             actor=actor,
             reason=f"hold for {reference}",
-            available_already_debited=True,
+            buckets_updated=True,
         )
-        return HoldRef(id=hold_id, owner_id=owner_id, amount_micros=amount_micros)
+        return HoldRef(
+            id=hold_id,
+            owner_id=owner_id,
+            amount_micros=amount_micros,
+            balance_after=Balance(
+                balance_micros=available_after + held_after, held_micros=held_after
+            ),
+        )
 
     async def capture(
         self, session: AsyncSession, hold_id: str, amount_micros: int | None = None, *, actor: str
@@ -358,7 +375,7 @@ class LedgerService:
         hold_id: str | None = None,
         external_ref: str | None = None,
         details: dict[str, Any] | None = None,
-        available_already_debited: bool = False,
+        buckets_updated: bool = False,
     ) -> str:
         if sum(amount for _, amount in legs) != 0:
             raise LedgerError(f"unbalanced {kind}: legs {legs}")
@@ -392,11 +409,12 @@ class LedgerService:
                 for account_id, amount in legs
             ],
         )
-        debited_by_hold = _bucket_id(owner_id, AVAILABLE) if available_already_debited else None
+        if buckets_updated:
+            return txn_id
         # Row locks are always taken in id order ("…:available" before "…:held", which is also
         # the order `hold` locks them in), so a hold and a capture on one account can't deadlock.
         for account_id, amount in sorted(legs):
-            if account_id.startswith("house:") or account_id == debited_by_hold or not amount:
+            if account_id.startswith("house:") or not amount:
                 continue
             await session.execute(
                 update(LedgerAccount)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from backend.app import create_app
 from backend.db.engine import Database
@@ -41,6 +42,15 @@ def settings(tmp_path: Path, database_url: str, inbox: Inbox, google: FakeGoogle
         google_client_ids=[GOOGLE_CLIENT_ID, OTHER_CLIENT_ID],
         google_certs_url=google.certs_url,
     )
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Like the root fixture, minus the app's lifespan: sign-in needs none of what it starts
+    (job dispatcher, MCP session manager), and its tests should not wait on them."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://gateway.test") as http:
+        yield http
 
 
 @pytest.fixture

@@ -228,7 +228,7 @@ async def _generate_content(request: Request) -> JSONResponse:
         return JSONResponse(
             {"candidates": [{"finishReason": "PROHIBITED_CONTENT"}], "usageMetadata": {}}
         )
-    # Half the PCM in each of two parts, as the API may split long audio.
+    # Two audio parts: the engine must join every part of the answer.
     pcm = _tone(0.02 * len(text))
     half = len(pcm) // 4 * 2
     parts = [

@@ -22,19 +22,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 # Third-party deprecations raised while diffusers imports and builds pipelines; the suite turns
 # warnings into errors, so these are let through by name. (Candidates for pyproject's list.)
-THIRD_PARTY_WARNINGS = (
-    # diffusers' auto pipelines import Kolors' ChatGLM code, which calls torch.jit.script.
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
-    # diffusers' Heun scheduler (Shap-E) builds a numpy array from a tensor the NumPy 1 way.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
-)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for line in THIRD_PARTY_WARNINGS:
-        config.addinivalue_line("filterwarnings", line)
-
-
 @pytest.fixture(scope="session")
 def visual_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_model_dir(tmp_path_factory.mktemp("models"))

@@ -48,10 +48,10 @@ def write_clip(
             stereo = np.stack([wave, wave])
             for start in range(0, total, 4096):
                 chunk = np.ascontiguousarray(stereo[:, start : start + 4096])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate = audio_rate
-                frame.pts = start
-                container.mux(audio.encode(frame))
+                sound = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                sound.sample_rate = audio_rate
+                sound.pts = start
+                container.mux(audio.encode(sound))
             container.mux(audio.encode(None))
     return path
 
@@ -84,7 +84,7 @@ class VideoFacts:
     width: int
     height: int
     frames: int
-    fps: Fraction
+    fps: Fraction | None
     codec: str
     audio_codec: str | None
     audio_seconds: float

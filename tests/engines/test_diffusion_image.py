@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from backend.engines.base import JobCanceled
@@ -165,3 +166,11 @@ def test_edit_reads_inline_source_images(
     result = image_engine.run(task, work_dir, RecordingProgress(), seed=2)
 
     assert _decoded(result.files[0].path).size == (40, 24)
+
+
+def test_half_precision_weights_stay_half_precision_and_shared(visual_model_dir: Path) -> None:
+    # from_pipe casts to float32 unless given the dtype: that would double a GPU model's memory.
+    engine = DiffusionImageEngine(visual_model_dir / "image", device="cpu", dtype=torch.bfloat16)
+
+    assert engine._text2image.unet is engine._image2image.unet
+    assert engine._image2image.unet.dtype == torch.bfloat16

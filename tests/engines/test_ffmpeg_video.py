@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -36,7 +38,7 @@ def combine() -> VideoCombineEngine:
     return engine
 
 
-def test_combine_cross_fades_converts_rates_and_joins_audio(
+def test_combine_trims_overlap_converts_rates_and_joins_audio(
     combine: VideoCombineEngine, work_dir: Path, tmp_path: Path
 ) -> None:
     # 1 s at 30 fps with a tone, 0.5 s at 30 fps silent, 1 s at 60 fps, wider, with a tone.
@@ -66,22 +68,28 @@ def test_combine_cross_fades_converts_rates_and_joins_audio(
     result = combine.run(_combine_task(3, overlap_frames=2, frame_rate=60), work_dir, progress)
 
     video = decode_video(result.files[0].path)
-    # At 60 fps: 60 + 30 + 60 frames, minus 2 overlapping frames at each of the 2 seams.
+    # At 60 fps: 60 + 30 + 60 frames, minus 2 duplicated head frames of each later clip.
     assert video.frames == 146
     assert (video.width, video.height, video.fps) == (64, 48, 60)
     assert (video.codec, video.audio_codec) == ("h264", "aac")
     assert abs(video.audio_seconds - 146 / 60) <= AAC_FRAME + 0.005
-    # The seam dissolves: the clip's last 2 frames blend 2/3 then 1/3 red into green.
-    assert _weight_of(video.pixels[57], RED, GREEN) > 0.95
-    assert _weight_of(video.pixels[58], RED, GREEN) == pytest.approx(2 / 3, abs=0.05)
-    assert _weight_of(video.pixels[59], RED, GREEN) == pytest.approx(1 / 3, abs=0.05)
+    # The seam cuts: all 60 red frames, then green without its 2 head frames. At 60 fps each
+    # 30 fps source frame shows twice, so the first kept one is source frame 1, whose bright
+    # bar sits at column 2.
+    assert _weight_of(video.pixels[59], RED, GREEN) > 0.95
     assert _weight_of(video.pixels[60], RED, GREEN) < 0.05
+    assert _bar_column(video.pixels[60]) == 2
     # The wider third clip is fitted into the first clip's canvas, and that is reported.
     assert [a.field for a in result.adjustments] == ["videoUrls[2]"]
     assert result.files[0].properties["frames"] == 146
     percents = [percent for percent, _ in progress.reports]
     assert percents == sorted(percents)
     assert percents[-1] == 100
+
+
+def _bar_column(image: np.ndarray) -> int:
+    """The column of the bright bar `write_clip` draws at 2 x the source frame number."""
+    return int(image[:, :, :].sum(axis=(0, 2)).argmax())
 
 
 def _weight_of(image: np.ndarray, first: tuple[int, ...], second: tuple[int, ...]) -> float:
@@ -116,7 +124,9 @@ def test_combine_refuses_overlap_longer_than_a_clip(
     stage_file(work_dir, "videoUrls[0]", write_clip(tmp_path / "a.mp4", frames=30, fps=30))
     stage_file(work_dir, "videoUrls[1]", write_clip(tmp_path / "b.mp4", frames=3, fps=30))
 
-    with pytest.raises(EngineError, match=r"videoUrls\[1\] is shorter than overlapFrames"):
+    with pytest.raises(
+        EngineError, match=r"videoUrls\[1\] has \d+ frame\(s\) at 30 fps: nothing is left"
+    ):
         combine.run(
             _combine_task(2, overlap_frames=8, frame_rate=30), work_dir, RecordingProgress()
         )
@@ -179,3 +189,35 @@ def test_resize_of_a_silent_clip_has_no_audio_track(work_dir: Path, tmp_path: Pa
 
     video = decode_video(result.files[0].path)
     assert (video.width, video.height, video.frames, video.audio_codec) == (128, 96, 6, None)
+
+
+def _write_variable_rate_clip(path: Path, times_ms: list[int]) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, time_ms in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), "rgb24")
+            frame.pts, frame.time_base = time_ms, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [round(float(frame.time), 3) for frame in container.decode(video=0)]
+
+
+def test_resize_keeps_variable_frame_timing(work_dir: Path, tmp_path: Path) -> None:
+    # Phone footage is often variable-rate: here 20 fps and 100 fps alternate.
+    times_ms = [sum(50 if i % 2 == 0 else 10 for i in range(n)) for n in range(20)]
+    source = _write_variable_rate_clip(tmp_path / "vfr.mp4", times_ms)
+    stage_file(work_dir, "sourceVideoUrl", source)
+    task = VideoResizeInput.model_validate(
+        {"source_video_url": "https://clips.example/vfr.mp4", "width": 32, "height": 24}
+    )
+
+    result = VideoResizeEngine().run(task, work_dir, RecordingProgress())
+
+    assert _frame_times(result.files[0].path) == [t / 1000 for t in times_ms]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from backend.engines.base import EngineError, JobCanceled
 from backend.engines.ltx_video import LtxVideoEngine
@@ -156,3 +157,13 @@ def test_cancel_at_step_two_stops_with_no_output(
 
     assert len(progress.reports) == 2
     assert output_files(work_dir) == []
+
+
+def test_half_precision_weights_stay_half_precision_and_shared(visual_model_dir: Path) -> None:
+    # from_pipe casts to float32 unless given the dtype: that would double a GPU model's memory.
+    engine = LtxVideoEngine(visual_model_dir / "video", device="cpu", dtype=torch.bfloat16)
+
+    for pipe in (engine._text2video, engine._image2video, engine._conditioned):
+        assert pipe.transformer is engine._text2video.transformer
+        assert pipe.transformer.dtype == torch.bfloat16
+        assert pipe.vae.dtype == torch.bfloat16

@@ -43,8 +43,10 @@ def test_shap_e_writes_a_valid_glb(
     assert output.mime_type == "model/gltf-binary"
     assert output.path.read_bytes()[:4] == b"glTF"
     mesh = trimesh.load(output.path, file_type="glb", force="mesh")
+    assert isinstance(mesh, trimesh.Trimesh)
     assert len(mesh.vertices) > 0
     assert len(mesh.faces) > 0
+    assert mesh.visual is not None
     assert mesh.visual.kind == "vertex"  # Shap-E colours vertices
     assert output.properties["faces"] == len(mesh.faces)
     assert result.result == {"engine": "shap-e", "seed": 4, "steps": 16, "meshResolution": 128}

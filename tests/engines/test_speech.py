@@ -275,6 +275,7 @@ def test_gemini_speaks_through_the_rest_api_and_bills_exactly(
         },
     }
     [output] = result.files
+    assert output.path == tmp_path / "outputs" / "speech.wav"
     assert output.mime_type == "audio/wav"
     audio = decode(output.path)
     assert (audio.codec, audio.rate, audio.channels) == ("pcm_s16le", GEMINI_RATE, 1)

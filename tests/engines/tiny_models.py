@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,10 +35,11 @@ def clip_tokenizer() -> CLIPTokenizer:
     for symbol in symbols:
         vocab[symbol] = len(vocab)
         vocab[symbol + "</w>"] = len(vocab)
+    # Pairs, not "a t</w>" strings: the fast tokenizer's BPE takes tuples (the stub says str).
     merges = [("a", "t</w>"), ("i", "n</w>"), ("o", "n</w>")]
     for left, right in merges:
         vocab.setdefault(left + right, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # type: ignore[arg-type]
 
 
 def t5_tokenizer() -> T5Tokenizer:
@@ -105,7 +106,7 @@ def build_image_pipeline(folder: Path) -> Path:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
@@ -175,7 +176,7 @@ def build_video_pipeline(folder: Path) -> Path:
             eos_token_id=1,
         )
     )
-    pipe = LTXPipeline(
+    pipe: Any = LTXPipeline(
         transformer=transformer,
         vae=vae,
         text_encoder=text_encoder,
@@ -314,7 +315,7 @@ def build_shap_e_pipeline(folder: Path, *, marching_cubes: bool = True) -> Path:
         clip_sample=True,
         clip_sample_range=1.0,
     )
-    pipe = ShapEImg2ImgPipeline(
+    pipe: Any = ShapEImg2ImgPipeline(
         prior=prior,
         image_encoder=image_encoder,
         image_processor=image_processor,
