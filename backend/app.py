@@ -52,9 +52,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             stack.push_async_callback(runtime.fetcher.aclose)
             if isinstance(runtime.blobs, S3BlobStore):
                 await stack.enter_async_context(runtime.blobs)
+            await stack.enter_async_context(mcp.run())
             await dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
-            await stack.enter_async_context(mcp.run())
             yield
 
     app = Starlette(

@@ -106,7 +106,9 @@ class Settings(BaseSettings):
 
     # Media jobs: execution, storage and input fetching (backend/jobs, backend/storage).
     worker_concurrency: int = Field(
-        default=1, gt=0, description="Jobs run at once by the in-process dispatcher (worker processes)."
+        default=1,
+        gt=0,
+        description="Jobs run at once by the in-process dispatcher (worker processes).",
     )
     worker_mode: Literal["process", "thread"] = Field(
         default="process",
@@ -116,7 +118,9 @@ class Settings(BaseSettings):
         default="auto", description="Where engines run: auto picks CUDA when torch sees a GPU."
     )
     job_max_attempts: int = Field(
-        default=2, gt=0, description="Runs a job gets when its worker dies mid-job (crash, restart)."
+        default=2,
+        gt=0,
+        description="Runs a job gets when its worker dies mid-job (crash, restart).",
     )
     storage_backend: Literal["local", "s3"] = Field(
         default="local", description="Job outputs in <data dir>/blobs (local) or an S3 bucket."

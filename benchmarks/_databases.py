@@ -1,4 +1,4 @@
-"""Throwaway, migrated databases for benchmarks: a temp SQLite file and, if configured, PostgreSQL."""
+"""Throwaway migrated databases for benchmarks: a temp SQLite file, and PostgreSQL if set."""
 
 from __future__ import annotations
 

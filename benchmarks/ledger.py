@@ -1,6 +1,6 @@
 """Holds + captures per second with 16 concurrent clients, then the ledger's invariant check.
 
-    python -m benchmarks.ledger            # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
+    python -m benchmarks.ledger   # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
 
 Each client loops: hold (one transaction), then capture part of it (another), as a job does.
 Two shapes: every client on its own account, and all 16 on one shared account (the hot row).

@@ -1,6 +1,6 @@
 """Job submits per second (validation + pricing + hold + enqueue) vs a bare Starlette route.
 
-    python -m benchmarks.submit            # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
+    python -m benchmarks.submit   # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
 
 Both run in this process behind the same in-process HTTP client (httpx.ASGITransport) with the
 same concurrency, so the ratio isolates what the gateway adds: auth, validation, input

@@ -24,9 +24,9 @@ from tools.gateway_client import GatewayClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = PROJECT_ROOT / "manifest.json"
-# What the host needs to install and run the project (pyproject's packages, the skill it serves).
-BUNDLED = ("manifest.json", "pyproject.toml", "README.md", "LICENSE", "backend", "server", "tools")
-BUNDLED_SKILL = "skill"
+# Next to manifest.json: what the host needs to install and run the project (pyproject's
+# packages, and the skill the server reads its instructions from).
+BUNDLED = ("pyproject.toml", "README.md", "LICENSE", "backend", "server", "tools", "skill")
 _SKIPPED_NAMES = (".DS_Store",)
 # Fixed zip timestamps: the same tree always packs to the same bytes.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -66,7 +66,7 @@ def read_manifest() -> dict[str, Any]:
 
 def bundle_files() -> list[Path]:
     files: list[Path] = []
-    for name in (*BUNDLED, BUNDLED_SKILL):
+    for name in BUNDLED:
         path = PROJECT_ROOT / name
         if path.is_file():
             files.append(path)
@@ -79,16 +79,22 @@ def bundle_files() -> list[Path]:
     return sorted(files)
 
 
-def write_bundle(output: Path) -> int:
+def write_bundle(output: Path, manifest: dict[str, Any]) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     files = bundle_files()
-    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(output, "w") as archive:
+        archive.writestr(_entry("manifest.json", 0o644), json.dumps(manifest, indent=2) + "\n")
         for path in files:
-            info = zipfile.ZipInfo(path.relative_to(PROJECT_ROOT).as_posix(), date_time=_EPOCH)
-            info.external_attr = (path.stat().st_mode & 0o777) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
-    return len(files)
+            name = path.relative_to(PROJECT_ROOT).as_posix()
+            archive.writestr(_entry(name, path.stat().st_mode & 0o777), path.read_bytes())
+    return len(files) + 1
+
+
+def _entry(name: str, mode: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.external_attr = mode << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 @click.command("bundle")
@@ -117,6 +123,6 @@ def bundle(output: Path | None, update_manifest: bool) -> None:
         MANIFEST.write_text(json.dumps(synced, indent=2) + "\n", encoding="utf-8")
         console.print(f"Updated {MANIFEST} from the server.")
     output = output or PROJECT_ROOT / "dist" / f"{manifest['name']}-{__version__}.mcpb"
-    count = write_bundle(output)
+    count = write_bundle(output, synced)
     console.print(f"Wrote [bold]{output}[/bold] ({count} files, {output.stat().st_size:,} bytes).")
     console.print("Install it in Claude Desktop: Settings > Extensions > Install Extension.")

@@ -71,7 +71,12 @@ def serve(host: str, port: int) -> None:
     console.print(f"  data dir   {settings.data_dir}")
     console.print(f"  database   {settings.resolved_database_url}")
     console.print(f"  health     {settings.absolute_url('/api/v1/health')}")
-    console.print("  first key  killa accounts create --email you@example.com")
+    console.print(f"  models     {settings.resolved_model_dir}  (killa models: what can run)")
+    console.print(f"  mcp        {settings.absolute_url('/mcp')}")
+    console.print(
+        f"  first key  killa login --api-url {settings.base_url}   "
+        "(or: killa accounts create --email you@example.com)"
+    )
     if not settings.smtp_host:
         console.print("  sign-in    no SMTP configured: sign-in codes are written to this log")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -193,7 +198,7 @@ async def _open_database() -> Database:
 
 @main.command()
 def models() -> None:
-    """Show, per task, which engine serves it, the model folder it expects, and whether it's there."""
+    """Show, per task, the engine that serves it, the folder it expects and whether it is there."""
     from rich.table import Table
 
     from backend.engines.registry import EngineRegistry
@@ -206,7 +211,9 @@ def models() -> None:
     for column in ("task", "engine", "expected folder", "present", "device"):
         table.add_column(column)
     for row in rows:
-        folder = str(settings.resolved_model_dir / row.folder) if row.folder else "(no weights needed)"
+        folder = (
+            str(settings.resolved_model_dir / row.folder) if row.folder else "(no weights needed)"
+        )
         present = "[green]yes[/green]" if row.present else f"[red]no[/red] — {row.reason}"
         table.add_row(row.task, row.family, folder, present, row.device or "-")
     Console().print(table)

@@ -9,6 +9,7 @@ SDK's plain-text 404 instead of the gateway's error shape.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,24 +40,45 @@ HTTP_SIGN_IN_HINT = "Connect to /mcp with a valid key: Authorization: Bearer <ap
 
 
 class ApiKeyVerifier:
-    """The SDK's token verifier over the gateway's own key check (the accounts service)."""
+    """The SDK's token verifier over the gateway's own key check (the accounts service).
 
-    def __init__(self, db: Database) -> None:
+    A good key is remembered for `remember_seconds`: every MCP message is authenticated, and a
+    database round trip per message was a good part of a tool call's cost. A key revoked
+    meanwhile can at most list tools for that long: each tool call passes the gateway's own key
+    check again.
+    """
+
+    def __init__(
+        self, db: Database, *, remember_seconds: float = 10.0, remember_max: int = 10_000
+    ) -> None:
         self.db = db
+        self.remember_seconds = remember_seconds
+        self.remember_max = remember_max
+        self._verified: dict[str, tuple[float, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        now = time.monotonic()
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
         async with self.db.transaction(write=False) as session:
             found = await api_keys.authenticate(session, token)
         if found is None:
+            self._verified.pop(token, None)
             return None
         principal, _ = found
         # Sessions belong to the key that opened them (the SDK compares these on every request).
-        return AccessToken(
+        access = AccessToken(
             token=token,
             client_id=principal.account_id,
             subject=principal.api_key_id,
             scopes=[],
         )
+        if len(self._verified) >= self.remember_max:
+            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
+        if len(self._verified) < self.remember_max:
+            self._verified[token] = (now + self.remember_seconds, access)
+        return access
 
 
 def caller_api_key() -> str | None:
@@ -121,7 +143,8 @@ def hosted_mcp(settings: Settings, db: Database, gateway_app: Callable[[], ASGIA
         base_url=settings.base_url,
         api_key=caller_api_key,
         sign_in_hint=HTTP_SIGN_IN_HINT,
-        transport=lambda: httpx.ASGITransport(app=gateway_app()),
+        # A gateway 500 comes back as its JSON answer (with the request id), not as a raise.
+        transport=lambda: httpx.ASGITransport(app=gateway_app(), raise_app_exceptions=False),
     )
     server = build_server(
         gateway,

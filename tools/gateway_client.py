@@ -96,9 +96,6 @@ class GatewayClient:
     async def packages(self) -> dict[str, Any]:
         return await self._call("GET", "/api/v1/packages", authenticated=False)
 
-    async def capabilities(self) -> dict[str, Any]:
-        return await self._call("GET", "/api/v1/capabilities", authenticated=False)
-
     async def quote(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._call("POST", "/api/v1/media/jobs/quote", json=body)
 

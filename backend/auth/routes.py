@@ -14,6 +14,7 @@ from backend.auth.browser import (
     current_browser,
     pre_session_csrf_token,
     remember_csrf,
+    require_csrf,
     session_cookie,
     set_session_cookie,
 )
@@ -96,8 +97,9 @@ async def get_browser_session(request: Request) -> JSONResponse:
 
 
 async def delete_browser_session(request: Request) -> JSONResponse:
-    browser = await check_csrf(request, request.headers.get(CSRF_HEADER))
+    browser = await current_browser(request)
     if browser is not None:
+        require_csrf(request, request.headers.get(CSRF_HEADER), browser=browser)
         await flows.sign_out(request, browser)
     response = JSONResponse({"ok": True, "authenticated": False})
     runtime = auth_runtime(request)

@@ -21,6 +21,7 @@ AGENT_SKILLS_SCHEMA = "https://schemas.agentskills.io/discovery/0.2.0/schema.jso
 SPECS_DIR = Path(__file__).parent / "specs"
 SPEC_FILES = {
     "killa-tamata-api-v0.7.0.openapi.json",
+    "killa-tamata-extensions.openapi.json",
     "blab-api-v1.0.0.openapi.json",
 }
 

@@ -47,8 +47,9 @@ from backend.engines.audio_layout import (
 from backend.engines.base import Engine, ModelUnavailable
 
 if TYPE_CHECKING:
-    from backend.engines.gemini_speech import GeminiSpeechEngine
     import torch
+
+    from backend.engines.gemini_speech import GeminiSpeechEngine
 
 DeviceChoice = Literal["auto", "cuda", "cpu"]
 DEVICE_CHOICES: tuple[DeviceChoice, ...] = ("auto", "cuda", "cpu")

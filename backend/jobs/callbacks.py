@@ -68,8 +68,11 @@ class CallbackSender:
                         pass
                 except Exception:
                     logger.exception("callback delivery loop error; retrying")
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as the wait ends, and then stop() would wait forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                    async with asyncio.timeout(IDLE_POLL_SECONDS):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             await self._pool.aclose()

@@ -85,8 +85,11 @@ class Dispatcher:
                 await self._fill_slots()
             except Exception:
                 logger.exception("dispatch loop error; retrying")
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # lands as the wait ends, and then stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                async with asyncio.timeout(IDLE_POLL_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _fill_slots(self) -> None:

@@ -30,6 +30,7 @@ from backend.jobs.models import TERMINAL_STATUSES, CallbackDelivery, MediaJob
 from backend.jobs.runtime import JobsRuntime
 from backend.jobs.schemas import render_status, render_submit
 from backend.jobs.worker import request_cancel
+from backend.ledger.money import format_usd
 from backend.ledger.service import HoldAlreadySettled, ledger, request_fingerprint
 from backend.media.adjustments import ResolvedInput, resolve_input
 from backend.media.inputs import media_refs
@@ -121,7 +122,7 @@ class JobService:
             "ok": True,
             "task": task.task,
             "usdPriceMicros": quote.price.micros,
-            "usdPrice": f"{quote.price.micros / 1_000_000:.6f}",
+            "usdPrice": format_usd(quote.price.micros),
             "pricingMeta": quote.price.meta,
             "estimatedDurationSeconds": estimate.seconds,
             "durationEstimateMeta": estimate.meta,
@@ -143,16 +144,9 @@ class JobService:
         key = task.idempotency_key or idempotency_header
         fingerprint = request_fingerprint(IDEMPOTENCY_SCOPE, body)
         if key is not None:
-            async with db.transaction(write=False) as session:
-                stored = await ledger.replay(
-                    session,
-                    principal.account_id,
-                    scope=IDEMPOTENCY_SCOPE,
-                    key=key,
-                    fingerprint=fingerprint,
-                )
-            if stored is not None:
-                return Submitted(stored.status_code, stored.body, replayed=True)
+            replayed = await self._replay(db, principal, key, fingerprint)
+            if replayed is not None:
+                return replayed
         resolved = resolve_input(task)
         ensure_available(runtime.registry, task.task, resolved.effective_input)
 
@@ -167,17 +161,6 @@ class JobService:
             else:
                 staged, quote = [], _price(task, resolved, [])
             async with db.transaction() as session:
-                if key is not None:
-                    stored = await ledger.replay(
-                        session,
-                        principal.account_id,
-                        scope=IDEMPOTENCY_SCOPE,
-                        key=key,
-                        fingerprint=fingerprint,
-                    )
-                    if stored is not None:
-                        shutil.rmtree(work_dir, ignore_errors=True)
-                        return Submitted(stored.status_code, stored.body, replayed=True)
                 submitted = await self._create(
                     session, runtime, principal, job_id, body, quote, len(staged)
                 )
@@ -193,27 +176,32 @@ class JobService:
                     )
         except IntegrityError:
             shutil.rmtree(work_dir, ignore_errors=True)
-            if key is None:
+            # A concurrent request with the same key committed first (the unique key makes this
+            # insert wait for it, then fail): this one rolled back, its hold included.
+            replayed = await self._replay(db, principal, key, fingerprint) if key else None
+            if replayed is None:
                 raise
-            # A concurrent request with the same key committed first (PostgreSQL blocks the
-            # second insert of the key until then): this one rolled back, hold included.
-            async with db.transaction(write=False) as session:
-                stored = await ledger.replay(
-                    session,
-                    principal.account_id,
-                    scope=IDEMPOTENCY_SCOPE,
-                    key=key,
-                    fingerprint=fingerprint,
-                )
-            if stored is None:
-                raise
-            return Submitted(stored.status_code, stored.body, replayed=True)
+            return replayed
         except BaseException:
             shutil.rmtree(work_dir, ignore_errors=True)
             raise
         if runtime.dispatcher is not None:
             runtime.dispatcher.wake()
         return Submitted(201, submitted, replayed=False)
+
+    async def _replay(
+        self, db: Database, principal: Principal, key: str, fingerprint: str
+    ) -> Submitted | None:
+        """The stored first response for `key` (409 if it was for another body), or None."""
+        async with db.transaction(write=False) as session:
+            stored = await ledger.replay(
+                session,
+                principal.account_id,
+                scope=IDEMPOTENCY_SCOPE,
+                key=key,
+                fingerprint=fingerprint,
+            )
+        return None if stored is None else Submitted(stored.status_code, stored.body, replayed=True)
 
     async def _create(
         self,

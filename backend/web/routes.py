@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -59,11 +60,15 @@ class GoogleStateMismatch(Forbidden):
     code = "GOOGLE_STATE_MISMATCH"
 
 
+class GoogleSignInFailed(BadRequest):
+    code = "GOOGLE_SIGN_IN_FAILED"
+
+
 # --- sign-in ------------------------------------------------------------------------------------
 
 
 def _sign_in_page(
-    request: Request, browser: ActiveBrowserSession | None, *, next_path: str, **context: object
+    request: Request, browser: ActiveBrowserSession | None, *, next_path: str, **context: Any
 ) -> Response:
     context.setdefault("step", "email")
     return render(
@@ -203,7 +208,7 @@ async def google_callback(request: Request) -> Response:
     form (`/auth/google/finish`), where the SameSite=Lax state cookie is sent and checked."""
     form = await request.form()
     if form_text(form, "error") or not form_text(form, "id_token"):
-        error = GoogleStateMismatch("Google sign-in was cancelled or failed. Try again.")
+        error = GoogleSignInFailed("Google sign-in was cancelled or failed. Try again.")
         return _sign_in_page(request, None, next_path=SIGN_IN_PATH, error=error)
     return render(
         request,
@@ -221,8 +226,7 @@ async def google_finish(request: Request) -> Response:
     try:
         if not state or not hmac.compare_digest(state, form_text(form, "state")):
             raise GoogleStateMismatch(
-                "This Google sign-in was not started in this browser, or took too long. "
-                "Try again."
+                "This Google sign-in was not started in this browser, or took too long. Try again."
             )
         new = await flows.session_from_google(
             request, form_text(form, "id_token"), nonce=_google_nonce(state)
@@ -246,7 +250,7 @@ def _device_page(
     request: Request,
     browser: ActiveBrowserSession,
     link: DeviceLink | None = None,
-    **context: object,
+    **context: Any,
 ) -> Response:
     if link is not None:
         user_code = format_user_code(link.user_code)
@@ -285,16 +289,26 @@ async def decide(request: Request) -> Response:
     if browser is None:
         here = f"{VERIFICATION_PATH}?{urlencode({'code': code})}"
         return redirect(f"{SIGN_IN_PATH}?{urlencode({'next': here})}")
-    approve = form_text(form, "decision") == "approve"
+    decision = form_text(form, "decision")
     try:
         require_csrf(request, form_text(form, CSRF_FORM_FIELD), browser=browser)
+        if decision not in ("approve", "deny"):
+            raise BadRequest("Choose Approve or Deny.")
         link = await flows.decide_device_link(
-            request, code, account_id=browser.account.id, approve=approve, key_label=None
+            request,
+            code,
+            account_id=browser.account.id,
+            approve=decision == "approve",
+            key_label=None,
         )
     except GatewayError as exc:
         return _device_page(request, browser, code=code, error=exc)
     return render(
-        request, "device_done.html", browser, approved=approve, client_name=link.client_name
+        request,
+        "device_done.html",
+        browser,
+        approved=decision == "approve",
+        client_name=link.client_name,
     )
 
 

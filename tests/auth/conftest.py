@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -14,19 +14,40 @@ from starlette.applications import Starlette
 from backend.app import create_app
 from backend.db.engine import Database
 from backend.settings import Settings
-from tests.auth.fakes import (  # noqa: F401  (fixtures)
+from tests.auth.fakes import (
     GOOGLE_CLIENT_ID,
     OTHER_CLIENT_ID,
     FakeGoogle,
     Inbox,
-    _google_server,
-    _smtp_server,
-    attacker_key_pem,
-    google,
-    inbox,
+    new_private_key_pem,
+    running_google,
+    running_smtp_server,
 )
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Inbox]:
+    with running_smtp_server() as inbox:
+        yield inbox
+
+
+@pytest.fixture
+def inbox(smtp_server: Inbox) -> Inbox:
+    smtp_server.messages.clear()
+    return smtp_server
+
+
+@pytest.fixture(scope="session")
+def google() -> Iterator[FakeGoogle]:
+    with running_google() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def attacker_key_pem() -> bytes:
+    return new_private_key_pem()
 
 
 @pytest.fixture
@@ -62,9 +83,7 @@ async def make_client(settings: Settings, db: Database) -> AsyncIterator[ClientF
             changed = settings.model_copy(update=changes)
             app = create_app(changed, database=db)
             return await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url=changed.base_url
-                )
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=changed.base_url)
             )
 
         yield make

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -19,7 +20,6 @@ from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography import x509
@@ -73,21 +73,6 @@ class Inbox:
         match = re.search(r"\b(\d{6})\b", body)
         assert match, body
         return match.group(1)
-
-
-@pytest.fixture(scope="session")
-def _smtp_server() -> Iterator[Inbox]:
-    inbox = Inbox(port=free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    yield inbox
-    controller.stop()
-
-
-@pytest.fixture
-def inbox(_smtp_server: Inbox) -> Inbox:
-    _smtp_server.messages.clear()
-    return _smtp_server
 
 
 # --- Google ---------------------------------------------------------------------------------------
@@ -145,13 +130,32 @@ class FakeGoogle:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def token(self, *, private_pem: bytes | None = None, key_id: str | None = None, **claims: Any) -> str:
-        signer = crypt.RSASigner.from_string(private_pem or self.private_pem, key_id=key_id or self.key_id)
+    def token(
+        self, *, private_pem: bytes | None = None, key_id: str | None = None, **claims: Any
+    ) -> str:
+        signer = crypt.RSASigner.from_string(
+            private_pem or self.private_pem, key_id=key_id or self.key_id
+        )
         return jwt.encode(signer, self.claims(**claims)).decode()
 
 
-@pytest.fixture(scope="session")
-def _google_server() -> Iterator[FakeGoogle]:
+def new_private_key_pem() -> bytes:
+    return _pem(_rsa_key())
+
+
+@contextmanager
+def running_smtp_server() -> Iterator[Inbox]:
+    inbox = Inbox(port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def running_google() -> Iterator[FakeGoogle]:
     key = _rsa_key()
     key_id = uuid.uuid4().hex
     body = json.dumps({key_id: _self_signed_certificate(key)}).encode()
@@ -178,16 +182,8 @@ def _google_server() -> Iterator[FakeGoogle]:
         key_id=key_id,
         private_pem=_pem(key),
     )
-    yield fake
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def google(_google_server: FakeGoogle) -> FakeGoogle:
-    return _google_server
-
-
-@pytest.fixture(scope="session")
-def attacker_key_pem() -> bytes:
-    return _pem(_rsa_key())
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

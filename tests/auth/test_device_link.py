@@ -158,7 +158,9 @@ async def test_an_expired_link_cannot_be_approved_or_collected(
     async with db.transaction() as session:
         await session.execute(update(DeviceLink).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert (await poll(client, started["deviceCode"])).json()["status"] == "expired"
-    shown = await client.get("/api/v1/device/link/request", params={"userCode": started["userCode"]})
+    shown = await client.get(
+        "/api/v1/device/link/request", params={"userCode": started["userCode"]}
+    )
     assert shown.status_code == 410
     refused = await approve(client, started["userCode"], customer.headers)
     assert refused.status_code == 410

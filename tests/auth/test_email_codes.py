@@ -19,13 +19,17 @@ from tests.conftest import make_customer
 
 
 async def verify(client: httpx.AsyncClient, email: str, code: str, **extra: str) -> httpx.Response:
-    return await client.post("/api/v1/auth/email/verify", json={"email": email, "code": code, **extra})
+    return await client.post(
+        "/api/v1/auth/email/verify", json={"email": email, "code": code, **extra}
+    )
 
 
 async def test_a_mailed_code_mints_a_working_key_for_a_new_account(
     client: httpx.AsyncClient, inbox: Inbox
 ) -> None:
-    started = await client.post("/api/v1/auth/email/start", json={"email": "New.Person@Example.com"})
+    started = await client.post(
+        "/api/v1/auth/email/start", json={"email": "New.Person@Example.com"}
+    )
     assert started.status_code == 200
     assert started.json()["expiresIn"] == 600
 
@@ -41,7 +45,9 @@ async def test_a_mailed_code_mints_a_working_key_for_a_new_account(
     body = response.json()
     assert body["account"]["email"] == "new.person@example.com"
     assert body["key"]["label"] == "laptop"
-    balance = await client.get("/api/v1/balance", headers={"Authorization": f"Bearer {body['apiKey']}"})
+    balance = await client.get(
+        "/api/v1/balance", headers={"Authorization": f"Bearer {body['apiKey']}"}
+    )
     assert balance.status_code == 200
 
 
@@ -85,12 +91,12 @@ async def test_five_wrong_codes_kill_the_code_even_the_right_one_after(
     assert right.json()["error"]["code"] == "EMAIL_CODE_EXHAUSTED"
 
 
-async def test_an_expired_code_is_refused(client: httpx.AsyncClient, inbox: Inbox, db: Database) -> None:
+async def test_an_expired_code_is_refused(
+    client: httpx.AsyncClient, inbox: Inbox, db: Database
+) -> None:
     code = await emailed_code(client, inbox, "late@example.com")
     async with db.transaction() as session:
-        await session.execute(
-            update(EmailCode).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        await session.execute(update(EmailCode).values(expires_at=utcnow() - timedelta(seconds=1)))
     response = await verify(client, "late@example.com", code)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "EMAIL_CODE_EXPIRED"
@@ -144,7 +150,9 @@ async def test_sends_are_limited_per_address_with_retry_after(
 async def test_sends_are_limited_per_client_ip(make_client: ClientFactory) -> None:
     client = await make_client(email_codes_per_hour_per_ip=3)
     statuses = [
-        (await client.post("/api/v1/auth/email/start", json={"email": f"u{i}@example.com"})).status_code
+        (
+            await client.post("/api/v1/auth/email/start", json={"email": f"u{i}@example.com"})
+        ).status_code
         for i in range(4)
     ]
     assert statuses == [200, 200, 200, 429]
@@ -172,7 +180,9 @@ async def test_without_smtp_the_code_goes_to_the_log(
 ) -> None:
     client = await make_client(smtp_host=None)
     with caplog.at_level(logging.WARNING, logger="killa.auth.mail"):
-        response = await client.post("/api/v1/auth/email/start", json={"email": "local@example.com"})
+        response = await client.post(
+            "/api/v1/auth/email/start", json={"email": "local@example.com"}
+        )
     assert response.status_code == 200
     [record] = [r for r in caplog.records if r.name == "killa.auth.mail"]
     code = record.getMessage().rsplit(" ", 1)[-1]

@@ -68,7 +68,7 @@ async def test_a_token_signed_by_another_key_is_refused(
 
 
 async def test_a_tampered_payload_is_refused(client: httpx.AsyncClient, google: FakeGoogle) -> None:
-    header, payload, signature = google.token(email="me@gmail.test").split(".")
+    header, _, signature = google.token(email="me@gmail.test").split(".")
     other_payload = google.token(email="victim@gmail.test").split(".")[1]
     response = await client.post(
         "/api/v1/auth/google", json={"idToken": f"{header}.{other_payload}.{signature}"}

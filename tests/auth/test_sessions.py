@@ -22,7 +22,9 @@ def cookie_attributes(response: httpx.Response, name: str) -> dict[str, str | bo
         cookie.load(header)
         if name in cookie:
             morsel = cookie[name]
-            return {key: morsel[key] for key in ("httponly", "secure", "samesite", "path", "max-age")}
+            return {
+                key: morsel[key] for key in ("httponly", "secure", "samesite", "path", "max-age")
+            }
     raise AssertionError(f"no {name} cookie set")
 
 
@@ -71,7 +73,9 @@ async def test_browser_sign_in_without_or_with_a_wrong_csrf_token_is_refused(
     code = await emailed_code(client, inbox, "csrf@example.com")
     body = {"email": "csrf@example.com", "code": code}
     for headers in ({}, {"X-CSRF-Token": "forged"}):
-        response = await client.post("/api/v1/auth/browser/email/verify", json=body, headers=headers)
+        response = await client.post(
+            "/api/v1/auth/browser/email/verify", json=body, headers=headers
+        )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "CSRF_TOKEN_INVALID"
     assert (await client.get("/api/v1/auth/browser/session")).json()["authenticated"] is False
@@ -115,3 +119,9 @@ async def test_a_forged_session_cookie_is_anonymous(client: httpx.AsyncClient) -
     client.cookies.set("__Host-killa_session", "made-up", domain="gateway.test")
     response = await client.get("/api/v1/auth/browser/session")
     assert response.json()["authenticated"] is False
+
+
+async def test_signing_out_without_a_session_is_a_harmless_no_op(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/v1/auth/browser/session")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "authenticated": False}

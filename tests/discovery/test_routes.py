@@ -86,3 +86,16 @@ async def test_packages_come_from_the_catalog(client: httpx.AsyncClient) -> None
     for package in body["packages"]:
         assert package["creditMicros"] >= package["priceMicros"] > 0
         assert package["bonusMicros"] == package["creditMicros"] - package["priceMicros"]
+
+
+async def test_the_extensions_addendum_is_valid_openapi_and_served(
+    client: httpx.AsyncClient,
+) -> None:
+    from openapi_spec_validator import validate
+
+    from backend.discovery.routes import SPECS_DIR
+
+    addendum = (await client.get("/specs/killa-tamata-extensions.openapi.json")).json()
+    # Its $refs point into the base spec beside it: resolve them from the shipped files.
+    validate(addendum, base_uri=(SPECS_DIR / "killa-tamata-extensions.openapi.json").as_uri())
+    assert "/api/v1/media/jobs/quote" in addendum["paths"]

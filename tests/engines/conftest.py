@@ -20,6 +20,7 @@ from tests.engines.tiny_models import build_model_dir
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+
 # Third-party deprecations raised while diffusers imports and builds pipelines; the suite turns
 # warnings into errors, so these are let through by name. (Candidates for pyproject's list.)
 @pytest.fixture(scope="session")

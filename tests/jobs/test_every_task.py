@@ -8,7 +8,7 @@ import base64
 import io
 import json
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,13 @@ from tests.jobs.conftest import balance, wait_for_job
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("all-models")
     build_model_dir(folder)
     build_stable_audio_pipeline(folder)
     build_ace_step_pipeline(folder)
     build_pocket_tts_model(folder)
-    yield folder
+    return folder
 
 
 @pytest.fixture

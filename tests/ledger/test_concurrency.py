@@ -65,7 +65,9 @@ async def test_concurrent_holds_and_captures_on_one_account_do_not_deadlock(db: 
     async def cycle() -> None:
         for _ in range(5):
             async with db.transaction() as session:
-                hold = await ledger.hold(session, customer.account_id, HOLD, reference="mix", actor="t")
+                hold = await ledger.hold(
+                    session, customer.account_id, HOLD, reference="mix", actor="t"
+                )
             async with db.transaction() as session:
                 await ledger.capture(session, hold.id, HOLD // 2, actor="t")
 

@@ -73,7 +73,8 @@ async def held_in_own_task(manager: AbstractAsyncContextManager[T]) -> AsyncIter
             await leave.wait()
 
     task = asyncio.create_task(hold())
-    await asyncio.wait({task, entered}, return_when=asyncio.FIRST_COMPLETED)
+    first: list[asyncio.Future[Any]] = [task, entered]
+    await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
     if not entered.done():
         task.result()  # raises why it could not enter
     try:

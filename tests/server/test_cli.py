@@ -26,7 +26,9 @@ def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_accounts_create_prints_a_key_once_and_grant_is_audited_and_replay_safe(env: dict[str, str]) -> None:
+def test_accounts_create_prints_a_key_once_and_grant_is_audited_and_replay_safe(
+    env: dict[str, str],
+) -> None:
     code, out, err = run(env, "accounts", "create", "--email", "Op@Example.com")
     assert code == 0, err
     key = out.strip()
@@ -37,10 +39,34 @@ def test_accounts_create_prints_a_key_once_and_grant_is_audited_and_replay_safe(
     assert code == 1
     assert "already exists" in err
 
-    code, _, err = run(env, "credits", "grant", "--email", "op@example.com", "--usd", "12.5", "--reason", "welcome", "--reference", "w1")
+    code, _, err = run(
+        env,
+        "credits",
+        "grant",
+        "--email",
+        "op@example.com",
+        "--usd",
+        "12.5",
+        "--reason",
+        "welcome",
+        "--reference",
+        "w1",
+    )
     assert code == 0, err
     assert "$12.50" in err
-    code, _, err = run(env, "credits", "grant", "--email", "op@example.com", "--usd", "12.5", "--reason", "welcome", "--reference", "w1")
+    code, _, err = run(
+        env,
+        "credits",
+        "grant",
+        "--email",
+        "op@example.com",
+        "--usd",
+        "12.5",
+        "--reason",
+        "welcome",
+        "--reference",
+        "w1",
+    )
     assert code == 0
     assert "nothing credited" in err
     assert "Available balance: $12.50" in err
@@ -48,17 +74,26 @@ def test_accounts_create_prints_a_key_once_and_grant_is_audited_and_replay_safe(
 
 @pytest.mark.parametrize(
     ("usd", "message"),
-    [("abc", "not a USD amount"), ("0", "more than 0"), ("-1", "more than 0"), ("0.0000001", "6 decimal")],
+    [
+        ("abc", "not a USD amount"),
+        ("0", "more than 0"),
+        ("-1", "more than 0"),
+        ("0.0000001", "6 decimal"),
+    ],
 )
 def test_grant_refuses_bad_amounts(env: dict[str, str], usd: str, message: str) -> None:
     run(env, "accounts", "create", "--email", "x@example.com")
-    code, _, err = run(env, "credits", "grant", "--email", "x@example.com", "--usd", usd, "--reason", "r")
+    code, _, err = run(
+        env, "credits", "grant", "--email", "x@example.com", "--usd", usd, "--reason", "r"
+    )
     assert code == 1
     assert message in err
 
 
 def test_grant_to_an_unknown_email_says_so(env: dict[str, str]) -> None:
-    code, _, err = run(env, "credits", "grant", "--email", "ghost@example.com", "--usd", "1", "--reason", "r")
+    code, _, err = run(
+        env, "credits", "grant", "--email", "ghost@example.com", "--usd", "1", "--reason", "r"
+    )
     assert code == 1
     assert "no account" in err
 
@@ -66,8 +101,15 @@ def test_grant_to_an_unknown_email_says_so(env: dict[str, str]) -> None:
 def test_serve_help_documents_every_setting() -> None:
     code, out, _ = run({}, "serve", "--help")
     assert code == 0
-    for name in ("KILLA_DATABASE_URL", "KILLA_PUBLIC_BASE_URL", "KILLA_DATA_DIR", "KILLA_MODEL_DIR",
-                 "KILLA_CORS_ORIGINS", "KILLA_MAX_BODY_BYTES", "KILLA_RATE_LIMIT_PER_MINUTE"):
+    for name in (
+        "KILLA_DATABASE_URL",
+        "KILLA_PUBLIC_BASE_URL",
+        "KILLA_DATA_DIR",
+        "KILLA_MODEL_DIR",
+        "KILLA_CORS_ORIGINS",
+        "KILLA_MAX_BODY_BYTES",
+        "KILLA_RATE_LIMIT_PER_MINUTE",
+    ):
         assert name in out
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tests.auth.conftest import client, make_client, settings  # noqa: F401  (fixtures)
-from tests.auth.fakes import (  # noqa: F401  (fixtures)
-    _google_server,
-    _smtp_server,
+from tests.auth.conftest import (  # noqa: F401  (fixtures)
     attacker_key_pem,
+    client,
     google,
     inbox,
+    make_client,
+    settings,
+    smtp_server,
 )

@@ -55,9 +55,7 @@ async def test_a_person_links_a_device_with_forms_alone(
 
     visit = await client.get(f"{url.path}?{url.query}")
     assert visit.status_code == 303
-    assert visit.headers["location"] == (
-        f"/login?next=%2Fdevice%3Fcode%3D{started['userCode']}"
-    )
+    assert visit.headers["location"] == (f"/login?next=%2Fdevice%3Fcode%3D{started['userCode']}")
     login_page = await client.get(visit.headers["location"])
     assert "Sign in to approve the device" in login_page.text
     next_path = hidden(login_page, "next")
@@ -116,16 +114,30 @@ async def test_forms_without_the_csrf_token_are_refused(
 
     started = await start_link(client)
     await sign_in_with_forms(client, inbox, "victim@example.com")
-    forged = await client.post(
-        "/device", data={"code": started["userCode"], "decision": "approve"}
-    )
+    forged = await client.post("/device", data={"code": started["userCode"], "decision": "approve"})
     assert forged.status_code == 403
-    shown = await client.get("/api/v1/device/link/request", params={"userCode": started["userCode"]})
+    shown = await client.get(
+        "/api/v1/device/link/request", params={"userCode": started["userCode"]}
+    )
     assert shown.json()["request"]["status"] == "pending"
 
     sign_out = await client.post("/logout", data={})
     assert sign_out.status_code == 403
     assert (await client.get("/api/v1/auth/browser/session")).json()["authenticated"] is True
+
+
+async def test_the_device_form_needs_an_explicit_decision(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    started = await start_link(client)
+    await sign_in_with_forms(client, inbox, "undecided@example.com")
+    confirm = await client.get("/device", params={"code": started["userCode"]})
+    response = await client.post(
+        "/device", data={"csrf_token": hidden(confirm, "csrf_token"), "code": started["userCode"]}
+    )
+    assert response.status_code == 400
+    assert "Choose Approve or Deny" in alert(response)
+    assert (await poll(client, started["deviceCode"])).json()["status"] == "pending"
 
 
 async def test_sign_out_form(client: httpx.AsyncClient, inbox: Inbox) -> None:
