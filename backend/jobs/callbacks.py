@@ -45,7 +45,8 @@ def signing_secret(server_secret: bytes, account_id: str) -> str:
 
 
 def retry_delay(failures: int) -> timedelta:
-    return FIRST_RETRY * BACKOFF_FACTOR ** (failures - 1)
+    factor: int = BACKOFF_FACTOR ** (failures - 1)
+    return FIRST_RETRY * factor
 
 
 class CallbackSender:

@@ -37,7 +37,7 @@ async def purge_expired_outputs(
     if expired:
         async with db.transaction() as session:
             for job_id in expired:
-                job = await session.get(MediaJob, job_id)
-                if job is not None:
-                    job.outputs_expired_at = now
+                purged = await session.get(MediaJob, job_id)
+                if purged is not None:
+                    purged.outputs_expired_at = now
     return expired

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -105,9 +106,9 @@ class Dispatcher:
                 continue
             task = asyncio.create_task(self._execute(job.id), name=f"killa-job-{job.id}")
             self._running[job.id] = task
-            task.add_done_callback(lambda _, job_id=job.id: self._done(job_id))
+            task.add_done_callback(functools.partial(self._done, job.id))
 
-    def _done(self, job_id: str) -> None:
+    def _done(self, job_id: str, _: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
         self.wake()
 

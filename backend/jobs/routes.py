@@ -60,7 +60,7 @@ async def cancel_job(request: Request) -> JSONResponse:
 async def list_jobs(request: Request) -> JSONResponse:
     principal = await require_principal(request)
     query = ListJobsQuery.from_query(request.query_params)
-    page = await jobs.list(
+    page = await jobs.page(
         app_context(request).db,
         jobs_runtime(request),
         principal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import QueryParams
@@ -137,7 +137,7 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @classmethod
-    def from_query(cls, params: QueryParams) -> _Query:
+    def from_query(cls, params: QueryParams) -> Self:
         try:
             return cls.model_validate(dict(params))
         except ValidationError as exc:

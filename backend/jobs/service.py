@@ -277,7 +277,7 @@ class JobService:
         )
         return render_status(job, links, include_details=include_details)
 
-    async def list(
+    async def page(
         self,
         db: Database,
         runtime: JobsRuntime,
@@ -444,7 +444,8 @@ class JobService:
         job.progress = 100
         job.progress_message = "done"
         await self._finish(session, job, "succeeded", capture_micros=charged)
-        seconds = (job.finished_at - job.started_at).total_seconds() if job.started_at else 0.0
+        assert job.finished_at is not None and job.started_at is not None  # set by _finish
+        seconds = (job.finished_at - job.started_at).total_seconds()
         await estimates.learn(session, job.task, job.pricing_meta, seconds)
         return job
 
