@@ -73,10 +73,8 @@ def serve(host: str, port: int) -> None:
     console.print(f"  health     {settings.absolute_url('/api/v1/health')}")
     console.print(f"  models     {settings.resolved_model_dir}  (killa models: what can run)")
     console.print(f"  mcp        {settings.absolute_url('/mcp')}")
-    console.print(
-        f"  first key  killa login --api-url {settings.base_url}   "
-        "(or: killa accounts create --email you@example.com)"
-    )
+    console.print(f"  first key  killa login --api-url {settings.base_url}")
+    console.print("             or: killa accounts create --email you@example.com")
     if not settings.smtp_host:
         console.print("  sign-in    no SMTP configured: sign-in codes are written to this log")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

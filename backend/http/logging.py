@@ -42,6 +42,8 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every migration step at INFO; only its warnings matter at start-up.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # uvicorn's own access log would duplicate ours, in plain text.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

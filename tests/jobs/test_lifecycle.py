@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import jsonschema
 import pytest
+from pydantic import SecretStr
 
+from backend.app import create_app
 from backend.db.engine import Database
-from tests.conftest import Customer, make_customer
+from backend.settings import Settings
+from tests.conftest import S3_CREDENTIALS, Customer, make_customer
 from tests.engines.media import decode_video
 from tests.jobs.conftest import MediaHost, balance, wait_for_job
 from tests.spec import spec_schema
@@ -241,3 +246,51 @@ async def test_duration_estimates_learn_from_measured_runs(
     await wait_for_job(client, customer, second["externalJobId"])
     third = (await client.post("/api/v1/media/jobs", headers=customer.headers, json=body)).json()
     assert third["durationEstimateMeta"]["samples"] == 2
+
+
+async def test_outputs_go_to_s3_compatible_storage_when_configured(
+    settings: Settings,
+    db: Database,
+    customer: Customer,
+    media_host: MediaHost,
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    app = create_app(
+        settings.model_copy(
+            update={
+                "storage_backend": "s3",
+                "s3_bucket": s3_bucket,
+                "s3_endpoint_url": s3_endpoint,
+                "s3_access_key_id": S3_CREDENTIALS["access_key"],
+                "s3_secret_access_key": SecretStr(S3_CREDENTIALS["secret_key"]),
+                "s3_prefix": "outputs",
+                "fetch_allowed_hosts": [media_host.address],
+            }
+        ),
+        database=db,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="https://gateway.test") as client,
+    ):
+        body = {
+            "task": "video.combine",
+            "input": {"videoUrls": [media_host.url("red.mp4"), media_host.url("blue.mp4")]},
+        }
+        job = (await client.post("/api/v1/media/jobs", headers=customer.headers, json=body)).json()
+        done = await wait_for_job(client, customer, job["externalJobId"])
+        assert done["status"] == "succeeded", done
+        url = done["downloadableOutputUrls"][0]
+        assert url.startswith(f"{s3_endpoint}/{s3_bucket}/outputs/jobs/")
+        assert "X-Amz-Signature=" in url
+        promised = await client.get(job["expectedOutputUrls"][0])
+        assert promised.status_code == 307
+    async with httpx.AsyncClient() as outside:
+        download = await outside.get(url)
+    assert download.status_code == 200
+    output = tmp_path / "from-s3.mp4"
+    output.write_bytes(download.content)
+    assert decode_video(output).frames == done["outputFiles"][0]["properties"]["frames"]

@@ -6,50 +6,23 @@ and expiry is tested through the local store's own route.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-pytest.importorskip("aioboto3")
-moto_server = pytest.importorskip("moto.server")
-
-import boto3  # noqa: E402 - only once the optional S3 stack is known to be installed
-
-from backend.storage.blobs import BlobNotFound  # noqa: E402
-from backend.storage.s3 import S3BlobStore  # noqa: E402
-
-CREDENTIALS = {"access_key": "testing", "secret_key": "testing"}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+from backend.storage.blobs import BlobNotFound
+from backend.storage.s3 import S3BlobStore
+from tests.conftest import S3_CREDENTIALS as CREDENTIALS
 
 
 @pytest.fixture
-def bucket(endpoint: str) -> str:
-    name = f"killa-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-async def store(endpoint: str, bucket: str) -> AsyncIterator[S3BlobStore]:
-    async with S3BlobStore(bucket, endpoint_url=endpoint, prefix="killa/", **CREDENTIALS) as s3:
+async def store(s3_endpoint: str, s3_bucket: str) -> AsyncIterator[S3BlobStore]:
+    async with S3BlobStore(
+        s3_bucket, endpoint_url=s3_endpoint, prefix="killa/", **CREDENTIALS
+    ) as s3:
         yield s3
 
 
@@ -104,6 +77,6 @@ async def test_unsafe_keys_are_refused(store: S3BlobStore) -> None:
         await store.put_bytes("../escape", b"x", "text/plain")
 
 
-async def test_store_must_be_opened(endpoint: str, bucket: str) -> None:
+async def test_store_must_be_opened(s3_endpoint: str, s3_bucket: str) -> None:
     with pytest.raises(RuntimeError, match="not open"):
-        await S3BlobStore(bucket, endpoint_url=endpoint, **CREDENTIALS).exists("k")
+        await S3BlobStore(s3_bucket, endpoint_url=s3_endpoint, **CREDENTIALS).exists("k")
