@@ -7,6 +7,7 @@ One real `killa serve` on a loopback port (SQLite in a temporary data dir) serve
 - REST: `GET /api/v1/balance` with a keep-alive httpx client.
 - stdio: `killa mcp` as a subprocess (a local agent's setup), which calls that same REST route.
 - HTTP: the gateway's own `/mcp` (a remote agent's setup), whose tool calls the gateway in process.
+- in-memory: the server in this process, no transport: the tool code and the SDK's dispatch alone.
 
 Calls are sequential (one round trip each) and interleaved, one per path per round, so a busy
 machine slows every path alike. Both MCP protocol eras are measured; the overhead is the MCP
@@ -34,7 +35,9 @@ from mcp.client.streamable_http import streamable_http_client
 from rich.console import Console
 from rich.table import Table
 
+from server.mcp_server import build_server
 from tests.jobs.test_processes import Server
+from tools.gateway_client import GatewayClient
 
 KILLA = str(Path(sys.executable).with_name("killa"))
 WARMUP = 20
@@ -76,6 +79,12 @@ async def measure(base: str, key: str, env: dict[str, str], calls: int) -> dict[
             (await rest.get("/api/v1/balance")).raise_for_status()
 
         paths: dict[str, Call] = {"REST": rest_call}
+        # The same tool in this process over the same REST call: what the tool code and the
+        # SDK's dispatch cost without a transport, to tell them apart from stdio's and HTTP's.
+        gateway = GatewayClient(base_url=base, api_key=lambda: key, sign_in_hint="")
+        for era in ERAS:
+            client = await stack.enter_async_context(Client(build_server(gateway), mode=era))
+            paths[f"in-memory {client.protocol_version}"] = mcp_call(client)
         for era in ERAS:
             client = await stack.enter_async_context(Client(stdio, mode=era))
             paths[f"stdio {client.protocol_version}"] = mcp_call(client)

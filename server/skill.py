@@ -19,7 +19,8 @@ from rich.console import Console
 
 from backend.discovery.skill import DEFAULT_SKILL_DIR, SKILL_NAME
 from backend.media.tasks import TASK_INPUT_MODELS
-from tools.media import MEDIA_TOOLS, MediaTool, input_schema
+from tools.media import MEDIA_TOOLS, MediaTool
+from tools.submit import input_schema
 
 REFERENCES = "references"
 # Where each agent looks for skills: (in the home directory, in a project).

@@ -12,9 +12,8 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from tools.gateway_client import GatewayCallError, GatewayClient, usd
-from tools.jobs import READ_ONLY
 from tools.results import Result
-from tools.toolkit import Arguments, flat_tool, gateway_of
+from tools.toolkit import READ_ONLY, Arguments, flat_tool, gateway_of
 
 
 class NoArguments(Arguments):

@@ -7,30 +7,31 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from tools.gateway_client import GatewayCallError, GatewayClient, usd
 from tools.results import TERMINAL, JobProgress, JobResult, JobStatus, OutputFile, Result
-from tools.toolkit import MEDIA_TOOL_TASKS, TASK_TOOLS, Arguments, flat_tool, gateway_of
+from tools.submit import DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, SubmitArguments
+from tools.toolkit import (
+    MEDIA_TOOL_TASKS,
+    READ_ONLY,
+    TASK_TOOLS,
+    Arguments,
+    flat_tool,
+    gateway_of,
+)
 
 # Built from the one list of media tools (a type checker cannot follow it, hence the ignores).
 MediaToolName = Literal[tuple(MEDIA_TOOL_TASKS)]  # type: ignore[valid-type]
 
-DEFAULT_WAIT_SECONDS = 120
-MAX_WAIT_SECONDS = 600
 # Polls start quick (short jobs finish in about a second) and slow down so a long wait stays well
 # inside the per-key rate limit.
 FIRST_POLL_SECONDS = 0.2
 MAX_POLL_SECONDS = 2.0
-# Arguments a media tool takes besides the task's own, which a quote ignores.
-_SUBMIT_ONLY = ("wait", "timeoutSeconds", "idempotencyKey", "completionCallbackUrl")
 
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
 
 WaitSeconds = Annotated[
     int,
@@ -103,8 +104,15 @@ async def cost_quote(
 ) -> Annotated[CallToolResult, QuoteResult]:
     gateway = gateway_of(ctx)
     task = MEDIA_TOOL_TASKS[arguments.tool]
-    task_input = {k: v for k, v in arguments.arguments.items() if k not in _SUBMIT_ONLY}
-    quote = await gateway.quote({"task": task, "input": task_input})
+    # Split exactly as the tool would split them: the task's fields are what is priced.
+    try:
+        submit = SubmitArguments.model_validate(arguments.arguments).request_body(task)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise ToolError(f"Invalid arguments: {problems}.") from exc
+    quote = await gateway.quote({"task": task, "input": submit["input"]})
     balance = await gateway.balance()
     price, available = quote["usdPriceMicros"], balance["usdAvailableMicros"]
     affordable = available >= price

@@ -75,7 +75,7 @@ class JobResult(Result):
         """`job` is a submit or status answer of `/api/v1/media/jobs`; `balance` one of
         `/api/v1/balance` (a submit answer carries both)."""
         job_id, status = job["externalJobId"], job["status"]
-        charged = job.get("billing", {}).get("usdChargedMicros", job.get("usdChargedMicros", 0))
+        charged = job["billing"]["usdChargedMicros"]
         progress = job.get("progress") or {"percent": 0, "message": status}
         outputs = [
             OutputFile(

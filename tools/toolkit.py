@@ -30,6 +30,11 @@ MEDIA_TOOL_TASKS: dict[str, str] = {
 }
 TASK_TOOLS: dict[str, str] = {task: tool for tool, task in MEDIA_TOOL_TASKS.items()}
 
+# Tools that only read the caller's own account: no side effect, same answer when repeated.
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
 
 class Arguments(BaseModel):
     """Base of every tool's arguments: camelCase names like the task models, no unknown fields."""

@@ -15,7 +15,15 @@ from typing import Any
 import av
 import numpy as np
 
-from backend.engines.base import EngineError, InputAdjustment, OutputFile, staged_input
+from backend.engines.base import (
+    EngineError,
+    EngineResult,
+    InputAdjustment,
+    OutputFile,
+    Progress,
+    outputs_dir,
+    staged_input,
+)
 from backend.media.tasks import AudioSpeakInput
 
 # The spec's `quality` presets for Opus outputs.
@@ -115,6 +123,34 @@ def opus_output(samples: np.ndarray, rate: int, path: Path, *, quality: str | No
     properties = probe_audio(path).as_properties()
     properties["quality"] = quality or DEFAULT_OPUS_QUALITY
     return OutputFile(path, "audio/ogg", properties)
+
+
+def speech_result(
+    samples: np.ndarray,
+    rate: int,
+    work_dir: Path,
+    progress: Progress,
+    *,
+    text: str,
+    quality: str | None,
+    result: dict[str, Any],
+    adjustments: list[InputAdjustment] | None = None,
+) -> EngineResult:
+    """What every speech family ends with: mono samples encoded as `speech.ogg`, described."""
+    progress.report(92, "encoding")
+    output = opus_output(
+        samples[None, :], rate, outputs_dir(work_dir) / "speech.ogg", quality=quality
+    )
+    progress.report(100, "done")
+    return EngineResult(
+        files=[output],
+        result={
+            **result,
+            "durationSeconds": output.properties["durationSeconds"],
+            "characters": len(text),
+        },
+        adjustments=adjustments or [],
+    )
 
 
 def ignored_field(field: str, requested: Any, reason: str) -> InputAdjustment:

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from backend.engines.audio_io import load_audio, opus_output, speak_reference_path
+from backend.engines.audio_io import load_audio, speak_reference_path, speech_result
 from backend.engines.audio_layout import omnivoice_problem
-from backend.engines.base import EngineError, EngineResult, ModelUnavailable, Progress, outputs_dir
+from backend.engines.base import EngineError, EngineResult, ModelUnavailable, Progress
 from backend.engines.torch_runtime import seeded
 from backend.media.tasks import AudioSpeakInput
 
@@ -69,18 +69,12 @@ class OmniVoiceSpeechEngine:
         progress.report(5, "synthesizing")
         with seeded(seed, self._device):
             audio = np.asarray(self._model.generate(**kwargs)[0], dtype=np.float32)
-        progress.report(90, "encoding")
-        output = opus_output(
-            audio[None, :], self._rate, outputs_dir(work_dir) / "speech.ogg", quality=task.quality
-        )
-        progress.report(100, "done")
-        return EngineResult(
-            files=[output],
-            result={
-                "provider": self.provider,
-                "mode": task.mode,
-                "durationSeconds": output.properties["durationSeconds"],
-                "seed": seed,
-                "characters": len(task.text),
-            },
+        return speech_result(
+            audio,
+            self._rate,
+            work_dir,
+            progress,
+            text=task.text,
+            quality=task.quality,
+            result={"provider": self.provider, "mode": task.mode, "seed": seed},
         )

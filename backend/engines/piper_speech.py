@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from piper import PiperVoice
 
-from backend.engines.audio_io import ignored_field, opus_output
+from backend.engines.audio_io import ignored_field, speech_result
 from backend.engines.audio_layout import piper_voices
 from backend.engines.base import (
     EngineError,
@@ -21,7 +21,6 @@ from backend.engines.base import (
     InputAdjustment,
     ModelUnavailable,
     Progress,
-    outputs_dir,
 )
 from backend.media.tasks import AudioSpeakInput
 
@@ -77,21 +76,13 @@ class PiperSpeechEngine:
             # Text of punctuation only: piper produces no sentence at all.
             raise EngineError("the text holds nothing speakable")
 
-        progress.report(92, "encoding")
-        output = opus_output(
-            np.concatenate(parts)[None, :],
+        return speech_result(
+            np.concatenate(parts),
             self._rate,
-            outputs_dir(work_dir) / "speech.ogg",
+            work_dir,
+            progress,
+            text=task.text,
             quality=task.quality,
-        )
-        progress.report(100, "done")
-        return EngineResult(
-            files=[output],
-            result={
-                "provider": self.provider,
-                "voice": self.voice_name,
-                "durationSeconds": output.properties["durationSeconds"],
-                "characters": len(task.text),
-            },
+            result={"provider": self.provider, "voice": self.voice_name},
             adjustments=adjustments,
         )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from backend.engines.audio_io import ignored_field, load_audio, opus_output, speak_reference_path
+from backend.engines.audio_io import ignored_field, load_audio, speak_reference_path, speech_result
 from backend.engines.audio_layout import POCKET_CONFIG, pocket_problem
 from backend.engines.base import (
     EngineError,
@@ -30,7 +30,6 @@ from backend.engines.base import (
     InputAdjustment,
     ModelUnavailable,
     Progress,
-    outputs_dir,
 )
 from backend.engines.torch_runtime import seeded
 from backend.media.tasks import AudioSpeakInput
@@ -152,21 +151,13 @@ class PocketSpeechEngine:
         if not parts:
             raise EngineError("the text holds nothing speakable")
 
-        progress.report(92, "encoding")
-        output = opus_output(
-            np.concatenate(parts)[None, :],
+        return speech_result(
+            np.concatenate(parts),
             self._rate,
-            outputs_dir(work_dir) / "speech.ogg",
+            work_dir,
+            progress,
+            text=task.text,
             quality=task.quality,
-        )
-        progress.report(100, "done")
-        return EngineResult(
-            files=[output],
-            result={
-                "provider": self.provider,
-                "durationSeconds": output.properties["durationSeconds"],
-                "seed": seed,
-                "characters": len(task.text),
-            },
+            result={"provider": self.provider, "seed": seed},
             adjustments=adjustments,
         )

@@ -444,7 +444,9 @@ class JobService:
         job.progress = 100
         job.progress_message = "done"
         await self._finish(session, job, "succeeded", capture_micros=charged)
-        assert job.finished_at is not None and job.started_at is not None  # set by _finish
+        # Both set by _finish.
+        assert job.finished_at is not None
+        assert job.started_at is not None
         seconds = (job.finished_at - job.started_at).total_seconds()
         await estimates.learn(session, job.task, job.pricing_meta, seconds)
         return job

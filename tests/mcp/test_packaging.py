@@ -3,6 +3,7 @@ its validator, its installer) and the gateway's Agent Skills discovery index."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -15,8 +16,9 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
+from mcp import Client, StdioServerParameters
 
-from backend import __version__
+from backend import API_VERSION
 from backend.discovery.skill import DEFAULT_SKILL_DIR
 from server.bundle import MANIFEST, PROJECT_ROOT, synced_manifest
 from server.cli import main
@@ -46,7 +48,10 @@ def test_the_manifest_runs_killa_mcp_with_the_users_gateway_and_key() -> None:
         "KILLA_API_URL": "${user_config.api_url}",
         "KILLA_API_KEY": "${user_config.api_key}",
     }
-    assert manifest["user_config"]["api_key"]["sensitive"] is True
+    key = manifest["user_config"]["api_key"]
+    assert key["sensitive"] is True
+    # Hosts leave an unset variable as literal `${...}` text: an empty default means "no key".
+    assert key["default"] == ""
     assert (PROJECT_ROOT / manifest["server"]["entry_point"]).is_file()
 
 
@@ -86,6 +91,31 @@ def test_killa_bundle_packs_the_manifest_and_the_source_reproducibly(tmp_path: P
     assert not [name for name in names if name.startswith(("tests/", ".venv/"))]
 
 
+@pytest.mark.slow
+async def test_the_bundles_entry_point_serves_from_the_unpacked_bundle(tmp_path: Path) -> None:
+    bundle = tmp_path / "killa.mcpb"
+    # `killa bundle` runs its own event loop: keep it off this test's.
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["bundle", "--output", str(bundle)])
+    assert result.exit_code == 0, result.output
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(unpacked)
+    # Marks the bundle's copy of the skill, whose body the server sends as its instructions.
+    skill_md = unpacked / "skill" / "killa-tamata" / "SKILL.md"
+    skill_md.write_text(skill_md.read_text() + "\nFrom the bundle.\n")
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    parameters = StdioServerParameters(
+        command=sys.executable,
+        args=[manifest["server"]["entry_point"]],
+        cwd=unpacked,
+        env={"PYTHONPATH": str(unpacked), "XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )
+    async with Client(parameters) as session:
+        assert len((await session.list_tools()).tools) == len(manifest["tools"])
+        assert session.instructions is not None
+        assert session.instructions.endswith("From the bundle.")
+
+
 def test_killa_bundle_refuses_a_stale_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,7 +147,8 @@ def test_the_skill_references_are_generated_from_the_task_models() -> None:
 def test_skill_md_points_every_media_tool_at_its_reference() -> None:
     text = (DEFAULT_SKILL_DIR / "SKILL.md").read_text()
     frontmatter = yaml.safe_load(text.split("---")[1])
-    assert frontmatter["metadata"] == {"version": __version__, "compatibleApiVersion": "0.7.0"}
+    assert set(frontmatter) == {"name", "description", "license", "compatibility", "metadata"}
+    assert frontmatter["metadata"]["compatibleApiVersion"] == API_VERSION
     for tool in MEDIA_TOOL_TASKS:
         assert f"`{tool}` | [references/{tool}.md](references/{tool}.md)" in text
     for tool in ("cost_quote", "job_wait", "packages_list"):

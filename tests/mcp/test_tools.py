@@ -306,6 +306,8 @@ async def test_cost_quote_prices_without_charging(
 
     bad = await mcp.call_tool("cost_quote", {"tool": "video_resize", "arguments": {"width": 3}})
     assert "Invalid arguments" in error_text(bad)
+    options = {"tool": "video_resize", "arguments": {**arguments, "timeoutSeconds": 0}}
+    assert "timeoutSeconds" in error_text(await mcp.call_tool("cost_quote", options))
     unknown = await mcp.call_tool("cost_quote", {"tool": "nope", "arguments": {}})
     assert "tool" in error_text(unknown)
 
