@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import HTTPConnection
 
 from backend.engines.registry import EngineOptions, EngineRegistry, GeminiConfig
+from backend.media.outputs import expected_output_names
 from backend.media.pricing import price_table
 from backend.settings import Settings
 from backend.storage.blobs import BlobStore
@@ -43,12 +44,12 @@ class JobsRuntime:
     def output_key(self, job: MediaJob, name: str) -> str:
         return f"jobs/{job.id}/{name}"
 
-    async def output_links(self, job: MediaJob, expected_names: list[str]) -> OutputLinks:
+    async def output_links(self, job: MediaJob) -> OutputLinks:
         from backend.jobs.schemas import OutputLinks
 
         expected = [
             self.settings.absolute_url(f"/outputs/{job.output_token}/{name}")
-            for name in expected_names
+            for name in expected_output_names(job.task, job.effective_input)
         ]
         downloadable: list[str] = []
         if job.status == "succeeded" and job.outputs_expired_at is None and job.finished_at:

@@ -34,7 +34,6 @@ from backend.ledger.money import format_usd
 from backend.ledger.service import HoldAlreadySettled, ledger, request_fingerprint
 from backend.media.adjustments import ResolvedInput, resolve_input
 from backend.media.inputs import media_refs
-from backend.media.outputs import expected_output_names
 from backend.media.pricing import PriceQuote, quote_price
 from backend.media.tasks import MediaTask
 from backend.media.validation import parse_media_job
@@ -175,7 +174,7 @@ class JobService:
                         body=submitted,
                     )
         except IntegrityError:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            remove_work_dir(work_dir)
             # A concurrent request with the same key committed first (the unique key makes this
             # insert wait for it, then fail): this one rolled back, its hold included.
             replayed = await self._replay(db, principal, key, fingerprint) if key else None
@@ -183,7 +182,7 @@ class JobService:
                 raise
             return replayed
         except BaseException:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            remove_work_dir(work_dir)
             raise
         if runtime.dispatcher is not None:
             runtime.dispatcher.wake()
@@ -251,9 +250,7 @@ class JobService:
                 {column.key: getattr(job, column.key) for column in MediaJob.__table__.columns}
             )
         )
-        links = await runtime.output_links(
-            job, expected_output_names(job.task, job.effective_input)
-        )
+        links = await runtime.output_links(job)
         return render_submit(job, hold.balance_after, links)
 
     async def status(
@@ -272,9 +269,7 @@ class JobService:
     async def render(
         self, runtime: JobsRuntime, job: MediaJob, *, include_details: bool
     ) -> dict[str, Any]:
-        links = await runtime.output_links(
-            job, expected_output_names(job.task, job.effective_input)
-        )
+        links = await runtime.output_links(job)
         return render_status(job, links, include_details=include_details)
 
     async def page(
@@ -352,7 +347,7 @@ class JobService:
             raise Gone(
                 "This output was deleted after the 72-hour retention window.", code="OUTPUT_EXPIRED"
             )
-        links = await runtime.output_links(job, [])
+        links = await runtime.output_links(job)
         for item, url in zip(job.output_files or [], links.downloadable, strict=False):
             if item["name"] == name:
                 return url
