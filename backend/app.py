@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from backend.accounts import routes as accounts_routes
+from backend.accounts.key_cache import KeyCache
 from backend.auth import routes as auth_routes
 from backend.auth.runtime import AuthRuntime
 from backend.db.engine import Database
@@ -38,11 +39,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     db = database or Database(settings.resolved_database_url)
     owns_database = database is None
 
-    runtime = build_runtime(settings)
+    ctx = AppContext(
+        settings=settings, db=db, keys=KeyCache(ttl_seconds=settings.api_key_cache_seconds)
+    )
+    runtime = build_runtime(settings, db)
     dispatcher = Dispatcher(db, runtime)
     runtime.dispatcher = dispatcher
     # The MCP tools call this very app in process; `app` is bound below, before any call.
-    mcp = hosted_mcp(settings, db, gateway_app=lambda: app)
+    mcp = hosted_mcp(ctx, gateway_app=lambda: app)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,24 +63,37 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app = Starlette(
         routes=[
-            *discovery_routes.routes,
+            # Starlette tries routes in order: the most-called API first.
+            *jobs_routes.routes,
             *accounts_routes.routes,
+            *discovery_routes.routes,
             *payments_routes.routes,
             *auth_routes.routes,
             *web_routes.routes,
-            *jobs_routes.routes,
             *([files_route(runtime.blobs)] if isinstance(runtime.blobs, LocalBlobStore) else []),
             *mcp.routes,  # last: /mcp and its OAuth protected-resource metadata
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(AccessLogMiddleware),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
-                expose_headers=["X-Request-Id", "Retry-After"],
+            # Without allowed origins there is nothing for CORS to answer or add.
+            *(
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=settings.cors_origins,
+                        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                        allow_headers=[
+                            "Authorization",
+                            "Content-Type",
+                            "Idempotency-Key",
+                            "X-Request-Id",
+                        ],
+                        expose_headers=["X-Request-Id", "Retry-After"],
+                    )
+                ]
+                if settings.cors_origins
+                else []
             ),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(
@@ -90,7 +107,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.ctx = AppContext(settings=settings, db=db)
+    app.state.ctx = ctx
     app.state.skill = Skill()
     app.state.auth = AuthRuntime.from_settings(settings)
     app.state.jobs = runtime

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         default=60,
         description="Requests a key may send at once before the per-minute rate applies.",
     )
+    api_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a verified API key is remembered in process (0: read it on every "
+        "request). A key revoked by another process is refused within this time; money never "
+        "moves on a revoked key.",
+    )
     log_level: str = Field(default="INFO", description="Python log level of the JSON logs.")
     secret_key: str | None = Field(
         default=None,

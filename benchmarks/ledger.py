@@ -2,7 +2,8 @@
 
     python -m benchmarks.ledger   # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
 
-Each client loops: hold (one transaction), then capture part of it (another), as a job does.
+Each client loops: hold (one writer transaction, as a submit's group commit takes it, here one
+hold each), then capture part of it (another transaction), as a job does.
 Two shapes: every client on its own account, and all 16 on one shared account (the hot row).
 """
 
@@ -19,6 +20,7 @@ from backend.db.engine import Database
 from backend.ledger.service import ledger
 from benchmarks._databases import backends, database_for
 from tests.conftest import make_customer
+from tests.ledger.holds import take_hold
 from tests.ledger.invariants import invariant_violations
 
 CLIENTS = 16
@@ -35,8 +37,7 @@ async def run_shape(db: Database, *, shared: bool, cycles: int) -> float:
 
     async def client(owner: str) -> None:
         for _ in range(cycles):
-            async with db.transaction() as session:
-                hold = await ledger.hold(session, owner, HOLD, reference="bench", actor="bench")
+            hold = await take_hold(db, owner, HOLD, reference="bench", actor="bench")
             async with db.transaction() as session:
                 await ledger.capture(session, hold.id, HOLD // 2, actor="bench")
 

@@ -9,7 +9,6 @@ SDK's plain-text 404 instead of the gateway's error shape.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,8 +25,7 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from backend.accounts.service import api_keys
-from backend.db.engine import Database
+from backend.http.context import AppContext
 from backend.settings import Settings
 from server.mcp_server import build_server
 from tools.gateway_client import GatewayClient
@@ -40,45 +38,27 @@ HTTP_SIGN_IN_HINT = "Connect to /mcp with a valid key: Authorization: Bearer <ap
 
 
 class ApiKeyVerifier:
-    """The SDK's token verifier over the gateway's own key check (the accounts service).
+    """The SDK's token verifier over the gateway's own key check and key cache.
 
-    A good key is remembered for `remember_seconds`: every MCP message is authenticated, and a
-    database round trip per message was a good part of a tool call's cost. A key revoked
-    meanwhile can at most list tools for that long: each tool call passes the gateway's own key
-    check again.
+    Every MCP message is authenticated; the cache (backend/accounts/key_cache.py) spares each a
+    database read. A key revoked by another process can at most list tools until the cache lets
+    it go; each tool call passes the gateway's own key check again.
     """
 
-    def __init__(
-        self, db: Database, *, remember_seconds: float = 10.0, remember_max: int = 10_000
-    ) -> None:
-        self.db = db
-        self.remember_seconds = remember_seconds
-        self.remember_max = remember_max
-        self._verified: dict[str, tuple[float, AccessToken]] = {}
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        now = time.monotonic()
-        remembered = self._verified.get(token)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
-        async with self.db.transaction(write=False) as session:
-            found = await api_keys.authenticate(session, token)
-        if found is None:
-            self._verified.pop(token, None)
+        principal = await self.ctx.keys.principal(self.ctx.db, token)
+        if principal is None:
             return None
-        principal, _ = found
         # Sessions belong to the key that opened them (the SDK compares these on every request).
-        access = AccessToken(
+        return AccessToken(
             token=token,
             client_id=principal.account_id,
             subject=principal.api_key_id,
             scopes=[],
         )
-        if len(self._verified) >= self.remember_max:
-            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
-        if len(self._verified) < self.remember_max:
-            self._verified[token] = (now + self.remember_seconds, access)
-        return access
 
 
 def caller_api_key() -> str | None:
@@ -136,8 +116,9 @@ class HostedMcp:
             await task
 
 
-def hosted_mcp(settings: Settings, db: Database, gateway_app: Callable[[], ASGIApp]) -> HostedMcp:
+def hosted_mcp(ctx: AppContext, gateway_app: Callable[[], ASGIApp]) -> HostedMcp:
     """`gateway_app` returns the gateway itself (built after its routes), which the tools call."""
+    settings = ctx.settings
     resource_url = settings.absolute_url(MCP_PATH)
     gateway = GatewayClient(
         base_url=settings.base_url,
@@ -148,7 +129,7 @@ def hosted_mcp(settings: Settings, db: Database, gateway_app: Callable[[], ASGIA
     )
     server = build_server(
         gateway,
-        token_verifier=ApiKeyVerifier(db),
+        token_verifier=ApiKeyVerifier(ctx),
         auth=AuthSettings.model_validate(
             {
                 # API keys come from this gateway (`killa login`, the sign-in pages).

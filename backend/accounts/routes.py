@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from backend.accounts.schemas import CreateKeyRequest, RevokeKeyRequest, render_key
@@ -14,6 +13,7 @@ from backend.http.auth import bearer_token, require_principal
 from backend.http.bodies import parse_body
 from backend.http.context import app_context
 from backend.http.errors import Gone, Unauthorized
+from backend.http.responses import JSONResponse
 from backend.ledger.service import ledger
 
 
@@ -51,8 +51,10 @@ async def create_key(request: Request) -> JSONResponse:
 async def revoke_key(request: Request) -> JSONResponse:
     principal = await require_principal(request)
     body = await parse_body(request, RevokeKeyRequest)
-    async with app_context(request).db.transaction() as session:
+    ctx = app_context(request)
+    async with ctx.db.transaction() as session:
         key = await api_keys.revoke(session, principal.account_id, body.key_id)
+    ctx.keys.forget(key.id)
     return JSONResponse({"ok": True, "key": render_key(key)})
 
 

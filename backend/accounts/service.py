@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Account, ApiKey
@@ -20,6 +22,11 @@ KEY_PREFIX = "kt_live_"
 # last_used_at is a hint for people, not an audit trail: writing it once a minute keeps every
 # authenticated read from becoming a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# Built once: the submit writer runs it for every batch (one key, or a few, each time; an
+# expanding IN would be compiled again on every run).
+_KEY_IS_ACTIVE = select(ApiKey.id).where(ApiKey.id == bindparam("id"), ApiKey.revoked_at.is_(None))
 
 
 class AccountExists(Conflict):
@@ -139,6 +146,14 @@ class ApiKeyService:
         key_id, account_id, last_used_at = row
         stale = last_used_at is None or last_used_at < utcnow() - LAST_USED_RESOLUTION
         return Principal(account_id=account_id, api_key_id=key_id), stale
+
+    def active_ids(self, connection: Connection, key_ids: Collection[str]) -> set[str]:
+        """Which of `key_ids` are not revoked, read in the caller's (writer) transaction."""
+        return {
+            key_id
+            for key_id in key_ids
+            if connection.execute(_KEY_IS_ACTIVE, {"id": key_id}).first() is not None
+        }
 
     async def touch(self, session: AsyncSession, key_id: str) -> None:
         now = utcnow()

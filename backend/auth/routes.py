@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from backend.auth import flows
@@ -37,6 +36,7 @@ from backend.db.base import utcnow
 from backend.http.bodies import parse_body
 from backend.http.context import app_context
 from backend.http.errors import BadRequest
+from backend.http.responses import JSONResponse
 
 
 def _session_response(new: NewBrowserSession, request: Request) -> JSONResponse:

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from backend import API_VERSION, __version__
 from backend.discovery.skill import ENTRYPOINT, Skill
 from backend.http.context import app_context
 from backend.http.errors import NotFound
+from backend.http.responses import JSONResponse
 from backend.settings import Settings
 
 SERVICE_NAME = "killa-tamata"

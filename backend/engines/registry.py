@@ -28,6 +28,7 @@ import gc
 import importlib.util
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -387,6 +388,7 @@ class EngineRegistry:
         *,
         max_resident: int = 1,
         options: EngineOptions | None = None,
+        presence_ttl_seconds: float = 0.0,
     ) -> None:
         if device not in DEVICE_CHOICES:
             raise ValueError(f"device must be one of {DEVICE_CHOICES}, not {device!r}")
@@ -396,6 +398,9 @@ class EngineRegistry:
         self.device_choice: DeviceChoice = device
         self.max_resident = max_resident
         self.options = options or EngineOptions()
+        # The gateway asks on every submit, and the answer comes from the file system.
+        self.presence_ttl_seconds = presence_ttl_seconds
+        self._presence: dict[str, tuple[float, TaskAvailability]] = {}
         self._lock = threading.Lock()
         # (family, folder) -> engine; weighted engines in least-recently-used order.
         self._resident: OrderedDict[tuple[str, str], Engine] = OrderedDict()
@@ -445,6 +450,17 @@ class EngineRegistry:
         return [self.task_availability(task) for task in TASKS]
 
     def task_availability(self, task: str) -> TaskAvailability:
+        """Whether `task` can run here; remembered for `presence_ttl_seconds`."""
+        now = time.monotonic()
+        remembered = self._presence.get(task)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        row = self._task_availability(task)
+        if self.presence_ttl_seconds > 0:
+            self._presence[task] = (now + self.presence_ttl_seconds, row)
+        return row
+
+    def _task_availability(self, task: str) -> TaskAvailability:
         variant, reasons = self._select(task)
         device: str | None = None
         if not reasons:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from backend.accounts.service import Principal, api_keys
+from backend.accounts.service import Principal
 from backend.http.context import app_context
 from backend.http.errors import Unauthorized
 
@@ -34,14 +34,8 @@ async def require_principal(connection: HTTPConnection) -> Principal:
 
 
 async def authenticate_token(connection: HTTPConnection, token: str) -> Principal | None:
-    db = app_context(connection).db
-    async with db.transaction(write=False) as session:
-        found = await api_keys.authenticate(session, token)
-    if found is None:
-        return None
-    principal, last_used_stale = found
-    if last_used_stale:
-        async with db.transaction() as session:
-            await api_keys.touch(session, principal.api_key_id)
-    connection.scope.setdefault("state", {})["account_id"] = principal.account_id
+    ctx = app_context(connection)
+    principal = await ctx.keys.principal(ctx.db, token)
+    if principal is not None:
+        connection.scope.setdefault("state", {})["account_id"] = principal.account_id
     return principal

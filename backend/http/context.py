@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from backend.accounts.key_cache import KeyCache
 from backend.db.engine import Database
 from backend.settings import Settings
 
@@ -14,6 +15,7 @@ from backend.settings import Settings
 class AppContext:
     settings: Settings
     db: Database
+    keys: KeyCache
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

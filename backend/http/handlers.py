@@ -6,10 +6,11 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from backend.http.errors import GatewayError, MethodNotAllowed, NotFound
+from backend.http.responses import JSONResponse
 
 logger = logging.getLogger("killa.errors")
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
+_HEADER = HEADER.encode()
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
@@ -23,23 +24,17 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = next(
-            (
-                value.decode("latin-1")
-                for name, value in scope["headers"]
-                if name == HEADER.encode()
-            ),
+            (value.decode("latin-1") for name, value in scope["headers"] if name == _HEADER),
             "",
         )
-        request_id = incoming if _SANE.match(incoming) else f"req_{uuid.uuid4().hex}"
+        request_id = incoming if _SANE.match(incoming) else f"req_{secrets.token_hex(16)}"
         scope.setdefault("state", {})["request_id"] = request_id
         token = current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()
-                ]
-                headers.append((HEADER.encode(), request_id.encode()))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != _HEADER]
+                headers.append((_HEADER, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 

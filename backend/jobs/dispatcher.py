@@ -198,6 +198,8 @@ class Dispatcher:
                 adjustments=outcome["adjustments"],
                 measured_cost_micros=outcome["measured_cost_micros"],
             )
+        # The run just measured moved its task's rate: estimate from it at once.
+        self.runtime.estimates.forget()
         self.callbacks.wake()
 
     async def _fail(self, job_id: str, code: str, message: str) -> None:

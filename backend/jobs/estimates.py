@@ -8,14 +8,18 @@ task's rate toward what it measured (exponential moving average).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.base import utcnow
+from backend.db.engine import Database
 from backend.jobs.models import TaskRunStats
 
 # Learning rate of the moving average: recent runs matter most, one outlier does not dominate.
@@ -34,6 +38,9 @@ PRIOR_SECONDS_PER_MICRO = {
     "trellis.generate": 0.0003,
 }
 PRIOR_OVERHEAD_SECONDS = 2.0
+# How stale the learned rates may be: runs finished by other processes show up within this time
+# (this process's own are seen at once, see `RunTimeModel.forget`).
+REFRESH_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -46,38 +53,63 @@ def work_units(pricing_meta: dict[str, Any]) -> int:
     return int(pricing_meta.get("totalMicros") or 0)
 
 
-async def estimate(
-    session: AsyncSession, task: str, pricing_meta: dict[str, Any]
-) -> DurationEstimate:
-    stats = await session.get(TaskRunStats, task)
-    units = work_units(pricing_meta)
-    if stats is None:
-        rate, overhead, samples, source = (
-            PRIOR_SECONDS_PER_MICRO[task],
-            PRIOR_OVERHEAD_SECONDS,
-            0,
-            "prior",
+@dataclass(frozen=True)
+class _Rate:
+    seconds_per_unit: float
+    overhead_seconds: float
+    samples: int
+
+
+class RunTimeModel:
+    """The learned rates of every task, read from the database at most every `refresh_seconds`:
+    an estimate is a hint, and a submit should not pay a database read for it."""
+
+    def __init__(self, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._rates: dict[str, _Rate] = {}
+        self._read_at = -float("inf")
+        self._reading = asyncio.Lock()
+
+    async def estimate(
+        self, db: Database, task: str, pricing_meta: dict[str, Any]
+    ) -> DurationEstimate:
+        rate = (await self._current(db)).get(task)
+        units = work_units(pricing_meta)
+        if rate is None:
+            rate, source = _Rate(PRIOR_SECONDS_PER_MICRO[task], PRIOR_OVERHEAD_SECONDS, 0), "prior"
+        else:
+            source = "measured"
+        return DurationEstimate(
+            seconds=round(rate.overhead_seconds + rate.seconds_per_unit * units, 2),
+            meta={
+                "model": "overhead + secondsPerUnit x units",
+                "source": source,
+                "samples": rate.samples,
+                "units": units,
+                "unit": "priced micro",
+                "secondsPerUnit": rate.seconds_per_unit,
+                "overheadSeconds": rate.overhead_seconds,
+            },
         )
-    else:
-        rate, overhead, samples, source = (
-            stats.seconds_per_unit,
-            stats.overhead_seconds,
-            stats.samples,
-            "measured",
-        )
-    seconds = round(overhead + rate * units, 2)
-    return DurationEstimate(
-        seconds=seconds,
-        meta={
-            "model": "overhead + secondsPerUnit x units",
-            "source": source,
-            "samples": samples,
-            "units": units,
-            "unit": "priced micro",
-            "secondsPerUnit": rate,
-            "overheadSeconds": overhead,
-        },
-    )
+
+    def forget(self) -> None:
+        """Read the rates again before the next estimate (this process just learned one)."""
+        self._read_at = -float("inf")
+
+    async def _current(self, db: Database) -> dict[str, _Rate]:
+        if time.monotonic() - self._read_at < self.refresh_seconds:
+            return self._rates
+        async with self._reading:
+            if time.monotonic() - self._read_at >= self.refresh_seconds:
+                read_at = time.monotonic()
+                async with db.transaction(write=False) as session:
+                    rows = await session.scalars(select(TaskRunStats))
+                    self._rates = {
+                        row.task: _Rate(row.seconds_per_unit, row.overhead_seconds, row.samples)
+                        for row in rows
+                    }
+                self._read_at = read_at
+        return self._rates
 
 
 async def learn(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from backend.http.auth import require_principal
 from backend.http.bodies import parse_body, read_json
 from backend.http.context import app_context
+from backend.http.responses import JSONResponse
 from backend.jobs.callbacks import signing_secret
 from backend.jobs.runtime import jobs_runtime
 from backend.jobs.schemas import CancelJobRequest, ListJobsQuery, StatusQuery

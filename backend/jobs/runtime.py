@@ -7,11 +7,15 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
+from backend.db.engine import Database
+from backend.db.group_commit import GroupCommit
 from backend.engines.registry import EngineOptions, EngineRegistry, GeminiConfig
+from backend.jobs.enqueue import JobQueue, enqueue
+from backend.jobs.estimates import RunTimeModel
 from backend.media.outputs import expected_output_names
 from backend.media.pricing import price_table
 from backend.settings import Settings
@@ -28,6 +32,10 @@ if TYPE_CHECKING:
     from backend.jobs.schemas import OutputLinks
 
 
+# A model installed while the gateway runs is taken within this time.
+MODEL_PRESENCE_TTL_SECONDS = 5.0
+
+
 @dataclass
 class JobsRuntime:
     settings: Settings
@@ -36,6 +44,8 @@ class JobsRuntime:
     fetcher: SafeFetcher
     stager: InputStager
     work_root: Path
+    queue: JobQueue  # submits' group commit: hold + job row (backend/jobs/enqueue.py)
+    estimates: RunTimeModel
     dispatcher: Dispatcher | None = None
 
     def work_dir(self, job_id: str) -> Path:
@@ -44,13 +54,19 @@ class JobsRuntime:
     def output_key(self, job: MediaJob, name: str) -> str:
         return f"jobs/{job.id}/{name}"
 
+    def expected_urls(
+        self, output_token: str, task: str, effective_input: dict[str, Any]
+    ) -> list[str]:
+        """The stable public URLs of a job's outputs, promised at submit."""
+        return [
+            self.settings.absolute_url(f"/outputs/{output_token}/{name}")
+            for name in expected_output_names(task, effective_input)
+        ]
+
     async def output_links(self, job: MediaJob) -> OutputLinks:
         from backend.jobs.schemas import OutputLinks
 
-        expected = [
-            self.settings.absolute_url(f"/outputs/{job.output_token}/{name}")
-            for name in expected_output_names(job.task, job.effective_input)
-        ]
+        expected = self.expected_urls(job.output_token, job.task, job.effective_input)
         downloadable: list[str] = []
         if job.status == "succeeded" and job.outputs_expired_at is None and job.finished_at:
             lifetime = url_lifetime(job.finished_at, now=datetime.now(UTC))
@@ -97,17 +113,22 @@ def engine_options(settings: Settings) -> EngineOptions:
     )
 
 
-def build_runtime(settings: Settings) -> JobsRuntime:
+def build_runtime(settings: Settings, db: Database) -> JobsRuntime:
     fetcher = SafeFetcher(allowed_hosts=settings.fetch_allowed_hosts)
     return JobsRuntime(
         settings=settings,
         registry=EngineRegistry(
-            settings.resolved_model_dir, settings.device, options=engine_options(settings)
+            settings.resolved_model_dir,
+            settings.device,
+            options=engine_options(settings),
+            presence_ttl_seconds=MODEL_PRESENCE_TTL_SECONDS,
         ),
         blobs=build_blob_store(settings),
         fetcher=fetcher,
         stager=InputStager(fetcher=fetcher),
         work_root=settings.data_dir / "work",
+        queue=GroupCommit(db, enqueue),
+        estimates=RunTimeModel(),
     )
 
 

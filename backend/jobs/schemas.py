@@ -3,6 +3,7 @@ MediaJobStatusResponse shapes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self
@@ -38,36 +39,43 @@ def charged_micros(job: MediaJob) -> int:
 
 
 def billing(job: MediaJob) -> dict[str, Any]:
-    charged = charged_micros(job)
+    return _billing(charged_micros(job), job.pricing_meta, job.staged_input_count)
+
+
+def _billing(charged: int, pricing_meta: dict[str, Any], staged_input_count: int) -> dict[str, Any]:
     return {
         "usdChargedMicros": charged,
         "usdCharged": format_usd(charged),
-        "pricingMeta": job.pricing_meta,
-        "stagedInputCount": job.staged_input_count,
+        "pricingMeta": pricing_meta,
+        "stagedInputCount": staged_input_count,
     }
 
 
-def render_submit(job: MediaJob, balance: Balance, links: OutputLinks) -> dict[str, Any]:
+def render_submit(
+    job: Mapping[str, Any], balance: Balance, expected_urls: list[str]
+) -> dict[str, Any]:
+    """A job just queued, from its new `media_jobs` row: while queued, it costs its price."""
+    price = job["price_micros"]
     return {
         "ok": True,
-        "task": job.task,
-        "externalJobId": job.id,
-        "status": job.status,
-        "usdChargedMicros": job.price_micros,
-        "usdCharged": format_usd(job.price_micros),
+        "task": job["task"],
+        "externalJobId": job["id"],
+        "status": job["status"],
+        "usdChargedMicros": price,
+        "usdCharged": format_usd(price),
         "usdBalanceMicros": balance.balance_micros,
         "usdBalance": format_usd(balance.balance_micros),
         "usdAvailableMicros": balance.available_micros,
         "usdAvailable": format_usd(balance.available_micros),
-        "pricingMeta": job.pricing_meta,
-        "stagedInputCount": job.staged_input_count,
-        "estimatedDurationSeconds": job.estimated_duration_seconds,
-        "durationEstimateMeta": job.duration_estimate_meta,
-        "effectiveInput": job.effective_input,
-        "inputAdjustments": job.input_adjustments,
-        "billing": billing(job),
-        "expectedOutputUrls": links.expected,
-        "createdAt": iso(job.created_at),
+        "pricingMeta": job["pricing_meta"],
+        "stagedInputCount": job["staged_input_count"],
+        "estimatedDurationSeconds": job["estimated_duration_seconds"],
+        "durationEstimateMeta": job["duration_estimate_meta"],
+        "effectiveInput": job["effective_input"],
+        "inputAdjustments": job["input_adjustments"],
+        "billing": _billing(price, job["pricing_meta"], job["staged_input_count"]),
+        "expectedOutputUrls": expected_urls,
+        "createdAt": iso(job["created_at"]),
     }
 
 

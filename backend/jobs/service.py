@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,9 +26,10 @@ from backend.db.ids import new_id
 from backend.engines.registry import EngineRegistry
 from backend.http.errors import BadRequest, Conflict, Gone, NotFound, ServiceUnavailable
 from backend.jobs import estimates
+from backend.jobs.enqueue import ACTOR, IDEMPOTENCY_SCOPE, PendingJob
 from backend.jobs.models import TERMINAL_STATUSES, CallbackDelivery, MediaJob
 from backend.jobs.runtime import JobsRuntime
-from backend.jobs.schemas import render_status, render_submit
+from backend.jobs.schemas import render_status
 from backend.jobs.worker import request_cancel
 from backend.ledger.money import format_usd
 from backend.ledger.service import HoldAlreadySettled, ledger, request_fingerprint
@@ -42,8 +43,6 @@ from backend.storage.staging import StagedInput
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENCY_SCOPE = "media.jobs"
-ACTOR = "jobs"
 # Tasks priced from the measured duration of their staged media (see media/pricing.py).
 _PRICED_BY_INPUT_DURATION = ("video.combine", "video.resize", "audio.annotation.reference")
 LIST_PAGE_MAX = 100
@@ -115,8 +114,7 @@ class JobService:
         resolved = resolve_input(task)
         ensure_available(runtime.registry, task.task, resolved.effective_input)
         quote = _price(task, resolved, None)
-        async with db.transaction(write=False) as session:
-            estimate = await estimates.estimate(session, task.task, quote.price.meta)
+        estimate = await runtime.estimates.estimate(db, task.task, quote.price.meta)
         return {
             "ok": True,
             "task": task.task,
@@ -141,9 +139,10 @@ class JobService:
     ) -> Submitted:
         task = parse_media_job(body)
         key = task.idempotency_key or idempotency_header
-        fingerprint = request_fingerprint(IDEMPOTENCY_SCOPE, body)
+        idempotency = None
         if key is not None:
-            replayed = await self._replay(db, principal, key, fingerprint)
+            idempotency = key, request_fingerprint(IDEMPOTENCY_SCOPE, body)
+            replayed = await self._replay(db, principal, *idempotency)
             if replayed is not None:
                 return replayed
         resolved = resolve_input(task)
@@ -159,25 +158,23 @@ class JobService:
                 quote = await asyncio.to_thread(_price, task, resolved, staged)
             else:
                 staged, quote = [], _price(task, resolved, [])
-            async with db.transaction() as session:
-                submitted = await self._create(
-                    session, runtime, principal, job_id, body, quote, len(staged)
+            estimate = await runtime.estimates.estimate(db, task.task, quote.price.meta)
+            row = _new_job_row(job_id, principal, body, quote, estimate, len(staged))
+            submitted = await runtime.queue.commit(
+                PendingJob(
+                    principal=principal,
+                    row=row,
+                    expected_urls=runtime.expected_urls(
+                        row["output_token"], task.task, quote.effective_input
+                    ),
+                    idempotency=idempotency,
                 )
-                if key is not None:
-                    await ledger.remember(
-                        session,
-                        principal.account_id,
-                        scope=IDEMPOTENCY_SCOPE,
-                        key=key,
-                        fingerprint=fingerprint,
-                        status_code=201,
-                        body=submitted,
-                    )
+            )
         except IntegrityError:
             remove_work_dir(work_dir)
             # A concurrent request with the same key committed first (the unique key makes this
             # insert wait for it, then fail): this one rolled back, its hold included.
-            replayed = await self._replay(db, principal, key, fingerprint) if key else None
+            replayed = await self._replay(db, principal, *idempotency) if idempotency else None
             if replayed is None:
                 raise
             return replayed
@@ -201,57 +198,6 @@ class JobService:
                 fingerprint=fingerprint,
             )
         return None if stored is None else Submitted(stored.status_code, stored.body, replayed=True)
-
-    async def _create(
-        self,
-        session: AsyncSession,
-        runtime: JobsRuntime,
-        principal: Principal,
-        job_id: str,
-        body: dict[str, Any],
-        quote: Quote,
-        staged_count: int,
-    ) -> dict[str, Any]:
-        estimate = await estimates.estimate(session, quote.task.task, quote.price.meta)
-        hold = await ledger.hold(
-            session,
-            principal.account_id,
-            quote.price.micros,
-            reference=f"job:{job_id}",
-            actor=ACTOR,
-        )
-        now = utcnow()
-        job = MediaJob(
-            id=job_id,
-            owner_id=principal.account_id,
-            task=quote.task.task,
-            status="queued",
-            request=_without_inline_data(body),
-            effective_input=quote.effective_input,
-            input_adjustments=quote.adjustments,
-            price_micros=quote.price.micros,
-            pricing_meta=quote.price.meta,
-            hold_id=hold.id,
-            staged_input_count=staged_count,
-            estimated_duration_seconds=estimate.seconds,
-            duration_estimate_meta=estimate.meta,
-            progress=0,
-            progress_message="queued",
-            output_token=secrets.token_urlsafe(24),
-            completion_callback_url=quote.task.completion_callback_url,
-            attempts=0,
-            cancel_requested=False,
-            created_at=now,
-            updated_at=now,
-        )
-        # A Core insert: submit is the gateway's hottest write, and the job row is not read back.
-        await session.execute(
-            insert(MediaJob).values(
-                {column.key: getattr(job, column.key) for column in MediaJob.__table__.columns}
-            )
-        )
-        links = await runtime.output_links(job)
-        return render_submit(job, hold.balance_after, links)
 
     async def status(
         self,
@@ -525,6 +471,42 @@ class JobService:
                 )
             )
         await session.flush()
+
+
+def _new_job_row(
+    job_id: str,
+    principal: Principal,
+    body: dict[str, Any],
+    quote: Quote,
+    estimate: estimates.DurationEstimate,
+    staged_count: int,
+) -> dict[str, Any]:
+    """A new `media_jobs` row as a plain dict (submit is the hottest write). Columns that start
+    empty (result, error, timings, outputs) are left to their NULL default."""
+    now = utcnow()
+    return {
+        "id": job_id,
+        "owner_id": principal.account_id,
+        "task": quote.task.task,
+        "status": "queued",
+        "request": _without_inline_data(body),
+        "effective_input": quote.effective_input,
+        "input_adjustments": quote.adjustments,
+        "price_micros": quote.price.micros,
+        "pricing_meta": quote.price.meta,
+        "hold_id": None,
+        "staged_input_count": staged_count,
+        "estimated_duration_seconds": estimate.seconds,
+        "duration_estimate_meta": estimate.meta,
+        "progress": 0,
+        "progress_message": "queued",
+        "output_token": secrets.token_urlsafe(24),
+        "completion_callback_url": quote.task.completion_callback_url,
+        "attempts": 0,
+        "cancel_requested": False,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _canceled_error() -> dict[str, str]:

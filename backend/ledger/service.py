@@ -2,21 +2,27 @@
 
 Every movement is one `LedgerTransaction` (the audit row) with entries that sum to zero, written
 in the caller's transaction by one function. Services flush; the caller's `Database.transaction()`
-commits. Amounts are integer USD micros.
+commits. Holds are written in batches on the writer's plain connection (`hold_many`), because a
+submit's hold rides in a group-committed transaction (backend/db/group_commit.py); its commit is
+`Database.run_in_writer`'s. Amounts are integer USD micros.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.base import utcnow
+from backend.db.bulk import BulkInsert
 from backend.db.ids import new_id
 from backend.http.errors import Conflict, GatewayError, NotFound, PaymentRequired
 from backend.ledger.models import (
@@ -93,6 +99,14 @@ class Balance:
 
 
 @dataclass(frozen=True)
+class HoldRequest:
+    owner_id: str
+    amount_micros: int
+    reference: str
+    actor: str
+
+
+@dataclass(frozen=True)
 class HoldRef:
     id: str
     owner_id: str
@@ -113,9 +127,41 @@ class StoredResponse:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IdempotentResponse:
+    """The first response to a request, to replay for its key (see `LedgerService.replay`)."""
+
+    owner_id: str
+    scope: str
+    key: str
+    fingerprint: str
+    status_code: int
+    body: dict[str, Any]
+
+
 def request_fingerprint(scope: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
+
+
+# The writer's statements, built once: building a statement costs more than running it.
+_LOCK_BUCKETS = (
+    select(LedgerAccount.id, LedgerAccount.balance_micros)
+    .where(LedgerAccount.owner_id == bindparam("owner"))
+    .order_by(LedgerAccount.id)
+    # FOR NO KEY UPDATE, the lock an UPDATE of the balance takes anyway: it does not conflict
+    # with the key-share locks that inserting entries (their foreign keys) takes on these rows.
+    .with_for_update(key_share=True)
+)
+_MOVE_BUCKET = (
+    update(LedgerAccount)
+    .where(LedgerAccount.id == bindparam("bucket"))
+    .values(balance_micros=LedgerAccount.balance_micros + bindparam("delta"))
+)
+_INSERT_HOLDS = BulkInsert(Hold)
+_INSERT_TRANSACTIONS = BulkInsert(LedgerTransaction)
+_INSERT_ENTRIES = BulkInsert(LedgerEntry)
+_INSERT_IDEMPOTENCY_RECORDS = BulkInsert(IdempotencyRecord)
 
 
 def _bucket_id(owner_id: str, kind: str) -> str:
@@ -187,74 +233,88 @@ class LedgerService:
             return CreditResult(existing.id, existing.amount_micros, replayed=True)
         return CreditResult(txn_id, amount_micros, replayed=False)
 
-    async def hold(
-        self,
-        session: AsyncSession,
-        owner_id: str,
-        amount_micros: int,
-        *,
-        reference: str,
-        actor: str,
-    ) -> HoldRef:
-        """Set money aside; raises `InsufficientFunds` rather than let `available` go negative."""
-        if amount_micros < 0:
+    def hold_many(
+        self, connection: Connection, requests: Sequence[HoldRequest]
+    ) -> list[HoldRef | InsufficientFunds]:
+        """Set money aside for each request, in order, in the caller's (writer) transaction.
+
+        A request the available balance cannot cover gets `InsufficientFunds` in its place and
+        moves nothing; the others still go through. One insert per table for the whole batch.
+        """
+        if any(request.amount_micros < 0 for request in requests):
             raise ValueError("a hold cannot be negative")
-        # One conditional UPDATE: the row lock (PostgreSQL) or the write lock (SQLite) makes the
-        # check and the debit atomic under concurrent holds.
-        available_after = await session.scalar(
-            update(LedgerAccount)
-            .where(
-                LedgerAccount.id == _bucket_id(owner_id, AVAILABLE),
-                LedgerAccount.balance_micros >= amount_micros,
+        owners = sorted({request.owner_id for request in requests})
+        bucket_ids = [_bucket_id(owner, kind) for owner in owners for kind in (AVAILABLE, HELD)]
+        # Lock the buckets before reading them, in id order ("…:available" before "…:held", the
+        # order every movement takes): PostgreSQL row locks, while SQLite's writer transaction
+        # already excludes every other writer. Funds are then checked against locked values.
+        balances: dict[str, int] = {
+            bucket: amount or 0
+            for owner in owners
+            for bucket, amount in connection.execute(_LOCK_BUCKETS, {"owner": owner})
+        }
+        if missing := set(bucket_ids) - balances.keys():
+            raise LedgerError(f"no ledger buckets {sorted(missing)}")
+        before = dict(balances)
+        now = utcnow()
+        outcomes: list[HoldRef | InsufficientFunds] = []
+        holds: list[dict[str, Any]] = []
+        transactions: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        for request in requests:
+            owner, amount = request.owner_id, request.amount_micros
+            available, held = _bucket_id(owner, AVAILABLE), _bucket_id(owner, HELD)
+            if balances[available] < amount:
+                outcomes.append(InsufficientFunds(required=amount, available=balances[available]))
+                continue
+            balances[available] -= amount
+            balances[held] += amount
+            hold_id = new_id("hold")
+            holds.append(
+                {
+                    "id": hold_id,
+                    "owner_id": owner,
+                    "amount_micros": amount,
+                    "status": "held",
+                    "reference": request.reference,
+                    "created_at": now,
+                }
             )
-            .values(balance_micros=LedgerAccount.balance_micros - amount_micros)
-            .returning(LedgerAccount.balance_micros)
-            .execution_options(synchronize_session=False)
-        )
-        if available_after is None:
-            balance = await self.balance(session, owner_id)
-            raise InsufficientFunds(required=amount_micros, available=balance.available_micros)
-        held_after = await session.scalar(
-            update(LedgerAccount)
-            .where(LedgerAccount.id == _bucket_id(owner_id, HELD))
-            .values(balance_micros=LedgerAccount.balance_micros + amount_micros)
-            .returning(LedgerAccount.balance_micros)
-            .execution_options(synchronize_session=False)
-        )
-        assert held_after is not None, f"customer {owner_id} has no held bucket"
-        hold_id = new_id("hold")
-        await session.execute(
-            insert(Hold).values(
-                id=hold_id,
-                owner_id=owner_id,
-                amount_micros=amount_micros,
-                status="held",
-                reference=reference,
-                created_at=utcnow(),
+            transaction, legs = _movement_rows(
+                kind="hold",
+                owner_id=owner,
+                amount_micros=amount,
+                legs=[(available, -amount), (held, amount)],
+                hold_id=hold_id,
+                actor=request.actor,
+                reason=f"hold for {request.reference}",
+                now=now,
             )
-        )
-        await self._post(
-            session,
-            kind="hold",
-            owner_id=owner_id,
-            amount_micros=amount_micros,
-            legs=[
-                (_bucket_id(owner_id, AVAILABLE), -amount_micros),
-                (_bucket_id(owner_id, HELD), amount_micros),
-            ],
-            hold_id=hold_id,
-            actor=actor,
-            reason=f"hold for {reference}",
-            buckets_updated=True,
-        )
-        return HoldRef(
-            id=hold_id,
-            owner_id=owner_id,
-            amount_micros=amount_micros,
-            balance_after=Balance(
-                balance_micros=available_after + held_after, held_micros=held_after
-            ),
-        )
+            transactions.append(transaction)
+            entries.extend(legs)
+            outcomes.append(
+                HoldRef(
+                    id=hold_id,
+                    owner_id=owner,
+                    amount_micros=amount,
+                    balance_after=Balance(
+                        balance_micros=balances[available] + balances[held],
+                        held_micros=balances[held],
+                    ),
+                )
+            )
+        moves = [
+            {"bucket": bucket, "delta": balances[bucket] - before[bucket]}
+            for bucket in bucket_ids
+            if balances[bucket] != before[bucket]
+        ]
+        if moves:  # holds of zero move nothing, but are still recorded
+            connection.execute(_MOVE_BUCKET, moves)
+        if holds:
+            _INSERT_HOLDS(connection, holds)
+            _INSERT_TRANSACTIONS(connection, transactions)
+            _INSERT_ENTRIES(connection, entries)
+        return outcomes
 
     async def capture(
         self, session: AsyncSession, hold_id: str, amount_micros: int | None = None, *, actor: str
@@ -323,28 +383,26 @@ class LedgerService:
             raise IdempotencyKeyReused(key)
         return StoredResponse(record.status_code, record.response)
 
-    async def remember(
-        self,
-        session: AsyncSession,
-        owner_id: str,
-        *,
-        scope: str,
-        key: str,
-        fingerprint: str,
-        status_code: int,
-        body: dict[str, Any],
+    def remember_many(
+        self, connection: Connection, responses: Sequence[IdempotentResponse]
     ) -> None:
-        session.add(
-            IdempotencyRecord(
-                owner_id=owner_id,
-                scope=scope,
-                key=key,
-                fingerprint=fingerprint,
-                status_code=status_code,
-                response=body,
-            )
+        """Store first responses in the caller's (writer) transaction, beside the money they
+        moved. A key stored meanwhile breaks the unique key: the transaction then fails."""
+        _INSERT_IDEMPOTENCY_RECORDS(
+            connection,
+            [
+                {
+                    "owner_id": response.owner_id,
+                    "scope": response.scope,
+                    "key": response.key,
+                    "fingerprint": response.fingerprint,
+                    "status_code": response.status_code,
+                    "response": response.body,
+                    "created_at": utcnow(),
+                }
+                for response in responses
+            ],
         )
-        await session.flush()
 
     # Internals
 
@@ -375,44 +433,26 @@ class LedgerService:
         hold_id: str | None = None,
         external_ref: str | None = None,
         details: dict[str, Any] | None = None,
-        buckets_updated: bool = False,
     ) -> str:
-        if sum(amount for _, amount in legs) != 0:
-            raise LedgerError(f"unbalanced {kind}: legs {legs}")
-        txn_id = new_id("txn")
-        now = utcnow()
-        # Core inserts, not ORM objects: this is the hottest path of the gateway and the unit of
-        # work's bookkeeping costs more than the statements themselves.
-        await session.execute(
-            insert(LedgerTransaction).values(
-                id=txn_id,
-                kind=kind,
-                owner_id=owner_id,
-                amount_micros=amount_micros,
-                hold_id=hold_id,
-                external_ref=external_ref,
-                actor=actor,
-                reason=reason,
-                details=details or {},
-                created_at=now,
-            )
+        transaction, entries = _movement_rows(
+            kind=kind,
+            owner_id=owner_id,
+            amount_micros=amount_micros,
+            legs=legs,
+            actor=actor,
+            reason=reason,
+            hold_id=hold_id,
+            external_ref=external_ref,
+            details=details,
+            now=utcnow(),
         )
-        await session.execute(
-            insert(LedgerEntry),
-            [
-                {
-                    "transaction_id": txn_id,
-                    "ledger_account_id": account_id,
-                    "amount_micros": amount,
-                    "created_at": now,
-                }
-                for account_id, amount in legs
-            ],
-        )
-        if buckets_updated:
-            return txn_id
+        # Core inserts, not ORM objects: the unit of work's bookkeeping costs more than the
+        # statements themselves.
+        await session.execute(insert(LedgerTransaction).values(transaction))
+        await session.execute(insert(LedgerEntry), entries)
         # Row locks are always taken in id order ("…:available" before "…:held", which is also
-        # the order `hold` locks them in), so a hold and a capture on one account can't deadlock.
+        # the order `hold_many` locks them in), so a hold and a capture on one account can't
+        # deadlock.
         for account_id, amount in sorted(legs):
             if account_id.startswith("house:") or not amount:
                 continue
@@ -422,7 +462,7 @@ class LedgerService:
                 .values(balance_micros=LedgerAccount.balance_micros + amount)
                 .execution_options(synchronize_session=False)
             )
-        return txn_id
+        return str(transaction["id"])
 
     async def _house_account(self, session: AsyncSession, account_id: str) -> str:
         if await session.get(LedgerAccount, account_id) is None:
@@ -447,6 +487,47 @@ class LedgerService:
             )
         )
         return int(total or 0)
+
+
+def _movement_rows(
+    *,
+    kind: str,
+    owner_id: str,
+    amount_micros: int,
+    legs: list[tuple[str, int]],
+    actor: str,
+    reason: str,
+    now: datetime,
+    hold_id: str | None = None,
+    external_ref: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One movement's audit row and its legs, which must sum to zero."""
+    if sum(amount for _, amount in legs) != 0:
+        raise LedgerError(f"unbalanced {kind}: legs {legs}")
+    transaction_id = new_id("txn")
+    transaction = {
+        "id": transaction_id,
+        "kind": kind,
+        "owner_id": owner_id,
+        "amount_micros": amount_micros,
+        "hold_id": hold_id,
+        "external_ref": external_ref,
+        "actor": actor,
+        "reason": reason,
+        "details": details or {},
+        "created_at": now,
+    }
+    entries = [
+        {
+            "transaction_id": transaction_id,
+            "ledger_account_id": account_id,
+            "amount_micros": amount,
+            "created_at": now,
+        }
+        for account_id, amount in legs
+    ]
+    return transaction, entries
 
 
 ledger = LedgerService()

@@ -13,7 +13,7 @@ names the offending field, so `validation` can report `input.height` rather than
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -109,17 +109,20 @@ class WireModel(BaseModel):
     )
 
     _requested_spellings: dict[str, str] = PrivateAttr(default_factory=dict)
+    _attributes_by_key: ClassVar[dict[str, str]]
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_nulls(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            required = {
-                info.alias or name for name, info in cls.model_fields.items() if info.is_required()
-            }
             for key, value in data.items():
                 if value is None:
-                    hint = "" if key in required else "; omit the field to use its default"
+                    required = cls.model_fields.get(cls._attributes().get(key, ""))
+                    hint = (
+                        ""
+                        if required is not None and required.is_required()
+                        else "; omit the field to use its default"
+                    )
                     raise rule_error("not_null", str(key), f"must not be null{hint}")
         return data
 
@@ -130,12 +133,29 @@ class WireModel(BaseModel):
     ) -> Self:
         model = handler(data)
         if isinstance(data, Mapping):
-            for name, info in cls.model_fields.items():
-                wire_name = info.alias or name
-                requested = data.get(wire_name, data.get(name))
-                if isinstance(requested, str) and requested != getattr(model, name):
-                    model._requested_spellings[wire_name] = requested
+            attributes = cls._attributes()
+            for key, requested in data.items():
+                name = attributes.get(key)
+                if (
+                    name is not None
+                    and isinstance(requested, str)
+                    and requested != getattr(model, name)
+                ):
+                    model._requested_spellings[cls.wire_name(name)] = requested
         return model
+
+    @classmethod
+    def _attributes(cls) -> dict[str, str]:
+        """Wire name or attribute name -> attribute name (built once per class: every request
+        is checked against it)."""
+        cached: dict[str, str] | None = cls.__dict__.get("_attributes_by_key")
+        if cached is None:
+            cached = {}
+            for name, info in cls.model_fields.items():
+                cached[name] = name
+                cached[info.alias or name] = name
+            cls._attributes_by_key = cached
+        return cached
 
     @property
     def requested_spellings(self) -> dict[str, str]:

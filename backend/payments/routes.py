@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from backend.http.responses import JSONResponse
 from backend.payments.packages import credit_packages
 
 

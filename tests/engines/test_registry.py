@@ -154,3 +154,17 @@ def test_the_tiny_image_folder_is_a_complete_save_pretrained_layout(
 ) -> None:
     index = json.loads((visual_model_dir / IMAGE_FOLDER / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
+
+
+def test_presence_is_remembered_for_its_ttl(visual_model_dir: Path, tmp_path: Path) -> None:
+    """The gateway asks on every submit; a model installed meanwhile counts once the TTL ends."""
+    remembering = EngineRegistry(tmp_path, "cpu", presence_ttl_seconds=3600)
+    assert not remembering.task_availability("image.generate").present
+    shutil.copytree(visual_model_dir / IMAGE_FOLDER, tmp_path / IMAGE_FOLDER)
+
+    assert not remembering.task_availability("image.generate").present
+    assert EngineRegistry(tmp_path, "cpu").task_availability("image.generate").present
+    expired = EngineRegistry(tmp_path / "empty", "cpu", presence_ttl_seconds=1e-9)
+    assert not expired.task_availability("image.generate").present
+    expired.model_dir = tmp_path
+    assert expired.task_availability("image.generate").present

@@ -8,8 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from backend.accounts.service import api_keys
 from backend.db.engine import Database
 from backend.jobs.models import MediaJob
+from backend.ledger.service import ledger
 from tests.conftest import Customer, make_customer
 from tests.jobs.conftest import MediaHost, balance, wait_for_job
 from tests.ledger.invariants import invariant_violations
@@ -212,3 +214,88 @@ async def test_canceling_a_running_job_stops_it_and_releases_the_hold(
     assert (after["usdBalanceMicros"], after["usdHeldMicros"]) == (10_000_000, 0)
     async with db.transaction(write=False) as session:
         assert await invariant_violations(session) == []
+
+
+SPEECH = {"task": "audio.speak", "input": {"text": "Group commit keeps every hold exact."}}
+
+
+async def test_concurrent_submits_share_transactions_and_only_what_fits_is_held(
+    idle_client: httpx.AsyncClient, db: Database
+) -> None:
+    """Submits are group-committed (many holds per transaction): racing 30 submits against two
+    balances, exactly what each balance covers goes through, the rest are 402, all-or-nothing
+    per job, and the books still balance."""
+    price = (
+        await idle_client.post(
+            "/api/v1/media/jobs/quote",
+            headers=(await make_customer(db)).headers,
+            json=SPEECH,
+        )
+    ).json()["usdPriceMicros"]
+    tight = await make_customer(db, usd_micros=price * 7 + price - 1)
+    roomy = await make_customer(db, usd_micros=price * 100)
+    callers = [tight] * 20 + [roomy] * 10
+    responses = await asyncio.gather(
+        *(idle_client.post("/api/v1/media/jobs", headers=c.headers, json=SPEECH) for c in callers)
+    )
+    by_caller = {
+        c.account_id: sorted(
+            r.status_code for cc, r in zip(callers, responses, strict=True) if cc is c
+        )
+        for c in (tight, roomy)
+    }
+    assert by_caller[tight.account_id] == [201] * 7 + [402] * 13
+    assert by_caller[roomy.account_id] == [201] * 10
+    assert await job_count(db) == 17
+    assert (await balance(idle_client, tight))["usdAvailableMicros"] == price - 1
+    assert (await balance(idle_client, roomy))["usdHeldMicros"] == price * 10
+    async with db.transaction(write=False) as session:
+        assert await invariant_violations(session) == []
+
+
+async def test_one_key_with_different_bodies_at_once_charges_the_first_only(
+    idle_client: httpx.AsyncClient, customer: Customer, db: Database
+) -> None:
+    """The racers land in one group-committed batch: the unique key fails it, each is retried in
+    a transaction of its own, and only the first one's job and hold remain."""
+    responses = await asyncio.gather(
+        *(
+            idle_client.post(
+                "/api/v1/media/jobs",
+                headers={**customer.headers, "Idempotency-Key": "race"},
+                json={"task": "audio.speak", "input": {"text": f"take {n}"}},
+            )
+            for n in range(6)
+        )
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 5
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {
+        "IDEMPOTENCY_KEY_REUSED"
+    }
+    assert await job_count(db) == 1
+    held = (await balance(idle_client, customer))["usdHeldMicros"]
+    assert held == next(r for r in responses if r.status_code == 201).json()["usdChargedMicros"]
+
+
+async def test_a_key_revoked_by_another_process_moves_no_money_while_still_remembered(
+    idle_client: httpx.AsyncClient, customer: Customer, db: Database
+) -> None:
+    """Verified keys are remembered for a few seconds (backend/accounts/key_cache.py); a revocation
+    made elsewhere (the CLI, another replica) reaches this process within that time, but the
+    transaction that would hold money checks the key itself."""
+    first = await idle_client.post("/api/v1/media/jobs", headers=customer.headers, json=SPEECH)
+    assert first.status_code == 201
+    async with db.transaction() as session:
+        (key,) = await api_keys.list(session, customer.account_id)
+        await api_keys.revoke(session, customer.account_id, key.id)
+
+    assert (await idle_client.get("/api/v1/balance", headers=customer.headers)).status_code == 200
+    refused = await idle_client.post("/api/v1/media/jobs", headers=customer.headers, json=SPEECH)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "API_KEY_INVALID"
+    assert await job_count(db) == 1
+    async with db.transaction(write=False) as session:
+        assert (await ledger.balance(session, customer.account_id)).held_micros == first.json()[
+            "usdChargedMicros"
+        ]

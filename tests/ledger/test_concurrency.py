@@ -9,6 +9,7 @@ import pytest
 from backend.db.engine import Database
 from backend.ledger.service import InsufficientFunds, ledger
 from tests.conftest import make_customer
+from tests.ledger.holds import take_hold
 from tests.ledger.invariants import invariant_violations
 
 HOLD = 70_000
@@ -19,10 +20,7 @@ async def _race(databases: list[Database], account_id: str) -> list[bool]:
     async def one(index: int) -> bool:
         db = databases[index % len(databases)]
         try:
-            async with db.transaction() as session:
-                await ledger.hold(
-                    session, account_id, HOLD, reference=f"race:{index}", actor="race"
-                )
+            await take_hold(db, account_id, HOLD, reference=f"race:{index}", actor="race")
         except InsufficientFunds:
             return False
         return True
@@ -45,7 +43,8 @@ async def test_holds_from_separate_engines_still_never_overdraw(
     db: Database, database_url: str
 ) -> None:
     """Separate engines share no in-process lock: only the database itself can keep this right
-    (SQLite's BEGIN IMMEDIATE, PostgreSQL's row lock under the conditional UPDATE)."""
+    (SQLite's BEGIN IMMEDIATE, retried while another writer holds it; PostgreSQL's row locks,
+    taken before the funds are read)."""
     customer = await make_customer(db, usd_micros=HOLD * 10)
     engines = [Database(database_url) for _ in range(5)]
     try:
@@ -64,10 +63,7 @@ async def test_concurrent_holds_and_captures_on_one_account_do_not_deadlock(db: 
 
     async def cycle() -> None:
         for _ in range(5):
-            async with db.transaction() as session:
-                hold = await ledger.hold(
-                    session, customer.account_id, HOLD, reference="mix", actor="t"
-                )
+            hold = await take_hold(db, customer.account_id, HOLD, reference="mix")
             async with db.transaction() as session:
                 await ledger.capture(session, hold.id, HOLD // 2, actor="t")
 

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 from backend.db.engine import Database
 from backend.ledger.service import HoldAlreadySettled, InsufficientFunds, ledger
 from tests.conftest import make_customer
+from tests.ledger.holds import take_hold
 from tests.ledger.invariants import invariant_violations
 
 T = TypeVar("T")
@@ -73,9 +74,9 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
         @rule(target=open_holds, amount=amounts)
         def hold(self, amount: int) -> str | None:
             try:
-                hold = self.in_transaction(
-                    lambda s: ledger.hold(
-                        s, self.account_id, amount, reference="prop", actor="hypothesis"
+                hold = self.run(
+                    lambda: take_hold(
+                        self.db, self.account_id, amount, reference="prop", actor="hypothesis"
                     )
                 )
             except InsufficientFunds:

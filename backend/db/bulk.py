@@ -1,0 +1,71 @@
+"""`BulkInsert`: many rows into one table in one driver call.
+
+`connection.execute(insert(table), rows)` spends most of its time on per-row bookkeeping that a
+batch of uniform, already-built rows does not need. This compiles the one-row INSERT once per
+dialect and column set, converts each value with its column type's own bind processor (the very
+conversion SQLAlchemy applies: UTC datetimes, JSON, ...) and hands every row to the driver's
+executemany in one call (SQLite loops over them in C; psycopg pipelines them). Submits write five
+rows each in group-committed batches (backend/jobs/enqueue.py): this is their path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Dialect
+
+from backend.db.base import Base
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    processors: list[Processor | None]  # per column, in the rows' key order
+    order: list[int]  # positional drivers: the column of each parameter
+
+
+class BulkInsert:
+    def __init__(self, model: type[Base]) -> None:
+        self.table = cast(Table, model.__table__)
+        self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
+
+    def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows`, which must all have the same keys (column names)."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        if any(row.keys() != rows[0].keys() for row in rows):
+            raise ValueError(f"{self.table.name}: every row of a bulk insert needs the same keys")
+        dialect = connection.dialect
+        statement = self._statement(dialect, columns)
+        pairs = list(zip(columns, statement.processors, strict=True))
+        values = [[row[c] if fn is None else fn(row[c]) for c, fn in pairs] for row in rows]
+        params: list[Any] = (
+            [tuple([row[i] for i in statement.order]) for row in values]
+            if dialect.positional
+            else [dict(zip(columns, row, strict=True)) for row in values]
+        )
+        connection.exec_driver_sql(statement.sql, params)
+
+    def _statement(self, dialect: Dialect, columns: tuple[str, ...]) -> _Statement:
+        key = (f"{dialect.name}+{dialect.driver}", columns)
+        statement = self._statements.get(key)
+        if statement is None:
+            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(columns))
+            statement = self._statements[key] = _Statement(
+                sql=compiled.string,
+                processors=[
+                    cast(
+                        Processor | None,
+                        self.table.c[column].type.dialect_impl(dialect).bind_processor(dialect),
+                    )
+                    for column in columns
+                ],
+                order=[columns.index(name) for name in compiled.positiontup or ()],
+            )
+        return statement
