@@ -96,9 +96,19 @@ def api_key_from_environment_or_file() -> tuple[str, str] | None:
     return None
 
 
-def _user_agent() -> str:
+def user_agent(program: str = "killa-cli") -> str:
     # The approval page shows this as the client asking for access, so say which machine.
-    return f"killa-cli/{__version__} ({socket.gethostname()}; {platform.system()})"
+    return f"{program}/{__version__} ({socket.gethostname()}; {platform.system()})"
+
+
+def approved_credentials(api_url: str, approved: dict[str, Any]) -> Credentials:
+    """What an approved device-link poll stores (`killa login` and `killa mcp` alike)."""
+    return Credentials(
+        api_url=api_url,
+        api_key=approved["apiKey"],
+        key_id=approved["key"].get("id"),
+        account_email=approved["account"]["email"],
+    )
 
 
 def _fail(message: str) -> NoReturn:
@@ -133,7 +143,7 @@ def _can_open_browser() -> bool:
 
 
 def _client(api_url: str, api_key: str | None = None) -> httpx.Client:
-    headers = {"User-Agent": _user_agent()}
+    headers = {"User-Agent": user_agent()}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return httpx.Client(base_url=api_url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
@@ -163,14 +173,7 @@ def login(api_url: str, label: str | None, no_browser: bool) -> None:
             webbrowser.open(started["verificationUrlComplete"])
         result = _wait_for_approval(client, started)
     key = result["key"]
-    path = save_credentials(
-        Credentials(
-            api_url=api_url,
-            api_key=result["apiKey"],
-            key_id=key.get("id"),
-            account_email=result["account"]["email"],
-        )
-    )
+    path = save_credentials(approved_credentials(api_url, result))
     console.print(
         f"[green]Linked[/green] as [bold]{result['account']['email']}[/bold] "
         f"(key {key['prefix']}…, “{key['label']}”). Key stored in {path}.",

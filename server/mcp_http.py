@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 
 from backend.http.context import AppContext
 from backend.settings import Settings
+from server.json_first import JsonFirstResponses
 from server.mcp_server import build_server
 from tools.gateway_client import GatewayClient
 
@@ -124,8 +125,8 @@ def hosted_mcp(ctx: AppContext, gateway_app: Callable[[], ASGIApp]) -> HostedMcp
         base_url=settings.base_url,
         api_key=caller_api_key,
         sign_in_hint=HTTP_SIGN_IN_HINT,
-        # A gateway 500 comes back as its JSON answer (with the request id), not as a raise.
-        transport=lambda: httpx.ASGITransport(app=gateway_app(), raise_app_exceptions=False),
+        # In process, with no network hop: a gateway 500 comes back as its JSON answer.
+        app=gateway_app,
     )
     server = build_server(
         gateway,
@@ -165,7 +166,7 @@ def hosted_mcp(ctx: AppContext, gateway_app: Callable[[], ASGIApp]) -> HostedMcp
     )
     return HostedMcp(
         routes=[
-            Route(MCP_PATH, app),
+            Route(MCP_PATH, JsonFirstResponses(app)),
             Route(PROTECTED_RESOURCE_PATH + MCP_PATH, metadata, methods=["GET", "OPTIONS"]),
             Route(PROTECTED_RESOURCE_PATH, metadata, methods=["GET", "OPTIONS"]),
         ],

@@ -3,7 +3,7 @@ the one list of media tools."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -13,7 +13,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from tools.gateway_client import GatewayClient
+from tools.gateway_client import API_KEY_MISSING, GatewayCallError, GatewayClient
 
 # Media tool name -> the gateway task it submits. The one place the two vocabularies meet.
 MEDIA_TOOL_TASKS: dict[str, str] = {
@@ -89,9 +89,29 @@ def flat_tool(
         (model, ArgModelBase),
         {"model_dump_one_level": dump_one_level, "__module__": model.__module__},
     )
+    if tool.context_kwarg is None:
+        raise TypeError(f"{name}: a flat tool takes a ctx: Context parameter")
     return tool.model_copy(
         update={
+            "fn": offering_sign_in(tool.fn, tool.context_kwarg),
             "parameters": input_schema or model.model_json_schema(by_alias=True),
             "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": flat}),
         }
     )
+
+
+def offering_sign_in(
+    fn: Callable[..., Awaitable[Any]], context_kwarg: str
+) -> Callable[..., Awaitable[Any]]:
+    """`fn`, letting the server offer a sign-in when it fails for want of any key at all."""
+
+    async def call(**kwargs: Any) -> Any:
+        try:
+            return await fn(**kwargs)
+        except GatewayCallError as exc:
+            if exc.code == API_KEY_MISSING:
+                ctx = kwargs[context_kwarg]
+                await gateway_of(ctx).offer_sign_in(ctx)
+            raise
+
+    return call

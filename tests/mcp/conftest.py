@@ -115,9 +115,13 @@ class LiveGateway:
     api_key: str
     env: dict[str, str]  # a `killa` environment that talks to this gateway, signed out
 
-    def killa(self, *args: str) -> str:
+    def killa(self, *args: str, env: dict[str, str] | None = None) -> str:
         return subprocess.run(
-            [KILLA, *args], env=self.env, check=True, capture_output=True, text=True
+            [KILLA, *args],
+            env={**self.env, **(env or {})},
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
 
 
@@ -134,6 +138,8 @@ def live_gateway(
         "KILLA_FETCH_ALLOWED_HOSTS": json.dumps([media_host.address]),
         # No credentials file from the developer's own `killa login`.
         "XDG_CONFIG_HOME": str(home / "config"),
+        # Device links (`killa mcp`'s sign-in) polled every second, not every five.
+        "KILLA_DEVICE_LINK_INTERVAL_SECONDS": "1",
     }
     server = Server(env)
     gateway = LiveGateway(server.base, "", env)

@@ -63,8 +63,9 @@ async def test_a_valid_key_opens_a_session(client: httpx.AsyncClient, customer: 
         "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **customer.headers}
     )
     assert response.status_code == 200, response.text
-    (message,) = sse_messages(response)
-    assert message["result"]["serverInfo"]["name"] == "killa-tamata"
+    # Nothing streams before the answer, so it comes as one JSON object (server/json_first.py).
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["result"]["serverInfo"]["name"] == "killa-tamata"
     assert response.headers["mcp-session-id"]
 
 

@@ -4,6 +4,7 @@ gateway's own `/mcp` over streamable HTTP (bearer key)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,10 +28,19 @@ def stdio(live: LiveGateway, **env: str) -> StdioServerParameters:
 
 
 @asynccontextmanager
-async def over_http(live: LiveGateway, era: str, key: str | None) -> AsyncIterator[Client]:
+async def over_http(
+    live: LiveGateway, era: str, key: str | None, answers: list[tuple[str, str]] | None = None
+) -> AsyncIterator[Client]:
+    """A session on `/mcp`; `answers` collects (JSON-RPC method, content type) per request."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def record(response: httpx2.Response) -> None:
+        if answers is not None and response.request.method == "POST":
+            method = json.loads(response.request.content).get("method", "")
+            answers.append((method, response.headers.get("content-type", "")))
+
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        httpx2.AsyncClient(headers=headers, timeout=60, event_hooks={"response": [record]}) as http,
         Client(streamable_http_client(f"{live.url}/mcp", http_client=http), mode=era) as session,
     ):
         yield session
@@ -105,11 +115,18 @@ async def test_stdio_without_a_key_tells_the_agent_to_run_killa_login(
 async def test_http_session_with_a_key_runs_a_job_end_to_end(
     live_gateway: LiveGateway, media_host: MediaHost, era: str
 ) -> None:
-    async with over_http(live_gateway, era, live_gateway.api_key) as session:
+    answers: list[tuple[str, str]] = []
+    async with over_http(live_gateway, era, live_gateway.api_key, answers) as session:
         assert session.protocol_version == ERAS[era]
         await a_job_runs_with_progress_and_its_file_downloads(session, media_host)
         resource = await session.read_resource("killa://balance")
         assert "usdAvailableMicros" in resource.contents[0].text  # type: ignore[union-attr]
+    # Calls that stream nothing are answered in JSON (server/json_first.py); the waiting call's
+    # progress came as a stream.
+    assert {kind for method, kind in answers if method == "tools/list"} == {"application/json"}
+    tool_calls = [kind for method, kind in answers if method == "tools/call"]
+    assert tool_calls[0] == "application/json"  # cost_quote
+    assert tool_calls[1].startswith("text/event-stream")  # video_combine with wait
 
 
 @pytest.mark.parametrize("key", [None, "kt_live_not_a_key"])
