@@ -18,6 +18,7 @@ import asyncio
 import os
 import stat
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
@@ -41,7 +42,25 @@ FLUSH_SECONDS = 5.0
 StdioStreams = tuple["ReadStream[SessionMessage | Exception]", "WriteStream[SessionMessage]"]
 
 
-class LineReceiver:
+class _Stream(ABC):
+    """`async with` a stream closes it, as the SDK's stream protocols expect."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class LineReceiver(_Stream):
     """The SDK's `ReadStream`: one parsed message (or why a line is not one) per line of stdin."""
 
     def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport) -> None:
@@ -77,19 +96,8 @@ class LineReceiver:
     async def aclose(self) -> None:
         self._transport.close()
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class LineSender:
+class LineSender(_Stream):
     """The SDK's `WriteStream`: each message as one line on stdout.
 
     `write` puts the whole line in the pipe (or, when the client is slow to read, in the
@@ -119,17 +127,6 @@ class LineSender:
             await self._writer.wait_closed()
         if flushing.cancelled_caught:
             self._writer.transport.abort()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 @asynccontextmanager

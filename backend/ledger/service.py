@@ -107,6 +107,49 @@ class HoldRequest:
 
 
 @dataclass(frozen=True)
+class Movement:
+    """One movement of money: its legs (ledger account, amount) must sum to zero."""
+
+    kind: str  # credit | hold | capture | release
+    owner_id: str
+    amount_micros: int
+    legs: list[tuple[str, int]]
+    actor: str
+    reason: str
+    hold_id: str | None = None
+    external_ref: str | None = None
+    details: dict[str, Any] | None = None
+
+    def rows(self, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Its audit row (`ledger_transactions`) and its legs (`ledger_entries`)."""
+        if sum(amount for _, amount in self.legs) != 0:
+            raise LedgerError(f"unbalanced {self.kind}: legs {self.legs}")
+        transaction_id = new_id("txn")
+        transaction = {
+            "id": transaction_id,
+            "kind": self.kind,
+            "owner_id": self.owner_id,
+            "amount_micros": self.amount_micros,
+            "hold_id": self.hold_id,
+            "external_ref": self.external_ref,
+            "actor": self.actor,
+            "reason": self.reason,
+            "details": self.details or {},
+            "created_at": now,
+        }
+        entries = [
+            {
+                "transaction_id": transaction_id,
+                "ledger_account_id": account_id,
+                "amount_micros": amount,
+                "created_at": now,
+            }
+            for account_id, amount in self.legs
+        ]
+        return transaction, entries
+
+
+@dataclass(frozen=True)
 class HoldRef:
     id: str
     owner_id: str
@@ -213,17 +256,19 @@ class LedgerService:
             async with session.begin_nested():
                 txn_id = await self._post(
                     session,
-                    kind="credit",
-                    owner_id=owner_id,
-                    amount_micros=amount_micros,
-                    legs=[
-                        (funding, -amount_micros),
-                        (_bucket_id(owner_id, AVAILABLE), amount_micros),
-                    ],
-                    external_ref=external_ref,
-                    actor=actor,
-                    reason=reason,
-                    details=details,
+                    Movement(
+                        kind="credit",
+                        owner_id=owner_id,
+                        amount_micros=amount_micros,
+                        legs=[
+                            (funding, -amount_micros),
+                            (_bucket_id(owner_id, AVAILABLE), amount_micros),
+                        ],
+                        external_ref=external_ref,
+                        actor=actor,
+                        reason=reason,
+                        details=details,
+                    ),
                 )
         except IntegrityError:
             # Another transaction recorded the same external reference first.
@@ -280,7 +325,7 @@ class LedgerService:
                     "created_at": now,
                 }
             )
-            transaction, legs = _movement_rows(
+            transaction, legs = Movement(
                 kind="hold",
                 owner_id=owner,
                 amount_micros=amount,
@@ -288,8 +333,7 @@ class LedgerService:
                 hold_id=hold_id,
                 actor=request.actor,
                 reason=f"hold for {request.reference}",
-                now=now,
-            )
+            ).rows(now)
             transactions.append(transaction)
             entries.extend(legs)
             outcomes.append(
@@ -331,13 +375,15 @@ class LedgerService:
             legs.append((_bucket_id(hold.owner_id, AVAILABLE), hold.amount_micros - captured))
         await self._post(
             session,
-            kind="capture",
-            owner_id=hold.owner_id,
-            amount_micros=captured,
-            legs=legs,
-            hold_id=hold.id,
-            actor=actor,
-            reason=f"capture for {hold.reference}",
+            Movement(
+                kind="capture",
+                owner_id=hold.owner_id,
+                amount_micros=captured,
+                legs=legs,
+                hold_id=hold.id,
+                actor=actor,
+                reason=f"capture for {hold.reference}",
+            ),
         )
         return hold
 
@@ -348,16 +394,18 @@ class LedgerService:
         hold = await self._settle(session, hold_id, "released")
         await self._post(
             session,
-            kind="release",
-            owner_id=hold.owner_id,
-            amount_micros=hold.amount_micros,
-            legs=[
-                (_bucket_id(hold.owner_id, HELD), -hold.amount_micros),
-                (_bucket_id(hold.owner_id, AVAILABLE), hold.amount_micros),
-            ],
-            hold_id=hold.id,
-            actor=actor,
-            reason=reason,
+            Movement(
+                kind="release",
+                owner_id=hold.owner_id,
+                amount_micros=hold.amount_micros,
+                legs=[
+                    (_bucket_id(hold.owner_id, HELD), -hold.amount_micros),
+                    (_bucket_id(hold.owner_id, AVAILABLE), hold.amount_micros),
+                ],
+                hold_id=hold.id,
+                actor=actor,
+                reason=reason,
+            ),
         )
         return hold
 
@@ -420,32 +468,8 @@ class LedgerService:
             raise HoldAlreadySettled(f"hold {hold_id} was already {hold.status}")
         return hold
 
-    async def _post(
-        self,
-        session: AsyncSession,
-        *,
-        kind: str,
-        owner_id: str,
-        amount_micros: int,
-        legs: list[tuple[str, int]],
-        actor: str,
-        reason: str,
-        hold_id: str | None = None,
-        external_ref: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> str:
-        transaction, entries = _movement_rows(
-            kind=kind,
-            owner_id=owner_id,
-            amount_micros=amount_micros,
-            legs=legs,
-            actor=actor,
-            reason=reason,
-            hold_id=hold_id,
-            external_ref=external_ref,
-            details=details,
-            now=utcnow(),
-        )
+    async def _post(self, session: AsyncSession, movement: Movement) -> str:
+        transaction, entries = movement.rows(utcnow())
         # Core inserts, not ORM objects: the unit of work's bookkeeping costs more than the
         # statements themselves.
         await session.execute(insert(LedgerTransaction).values(transaction))
@@ -453,7 +477,7 @@ class LedgerService:
         # Row locks are always taken in id order ("…:available" before "…:held", which is also
         # the order `hold_many` locks them in), so a hold and a capture on one account can't
         # deadlock.
-        for account_id, amount in sorted(legs):
+        for account_id, amount in sorted(movement.legs):
             if account_id.startswith("house:") or not amount:
                 continue
             await session.execute(
@@ -487,47 +511,6 @@ class LedgerService:
             )
         )
         return int(total or 0)
-
-
-def _movement_rows(
-    *,
-    kind: str,
-    owner_id: str,
-    amount_micros: int,
-    legs: list[tuple[str, int]],
-    actor: str,
-    reason: str,
-    now: datetime,
-    hold_id: str | None = None,
-    external_ref: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One movement's audit row and its legs, which must sum to zero."""
-    if sum(amount for _, amount in legs) != 0:
-        raise LedgerError(f"unbalanced {kind}: legs {legs}")
-    transaction_id = new_id("txn")
-    transaction = {
-        "id": transaction_id,
-        "kind": kind,
-        "owner_id": owner_id,
-        "amount_micros": amount_micros,
-        "hold_id": hold_id,
-        "external_ref": external_ref,
-        "actor": actor,
-        "reason": reason,
-        "details": details or {},
-        "created_at": now,
-    }
-    entries = [
-        {
-            "transaction_id": transaction_id,
-            "ledger_account_id": account_id,
-            "amount_micros": amount,
-            "created_at": now,
-        }
-        for account_id, amount in legs
-    ]
-    return transaction, entries
 
 
 ledger = LedgerService()
