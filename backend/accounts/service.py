@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.accounts.models import Account, ApiKey
 from backend.db.base import utcnow
 from backend.db.ids import new_id
-from backend.http.errors import BadRequest, Conflict, NotFound
+from backend.http.errors import BadRequest, Conflict, NotFound, Unauthorized
 from backend.ledger.service import ledger
 
 KEY_PREFIX = "kt_live_"
@@ -27,6 +27,13 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Built once: the submit writer runs it for every batch (one key, or a few, each time; an
 # expanding IN would be compiled again on every run).
 _KEY_IS_ACTIVE = select(ApiKey.id).where(ApiKey.id == bindparam("id"), ApiKey.revoked_at.is_(None))
+
+
+class ApiKeyInvalid(Unauthorized):
+    code = "API_KEY_INVALID"
+
+    def __init__(self, *, note: str = "") -> None:
+        super().__init__(f"Invalid or revoked API key.{note} Create a new one with `killa login`.")
 
 
 class AccountExists(Conflict):

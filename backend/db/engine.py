@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from backend.db.sqlite_writer import SqliteWriter
+from backend.db.sqlite_writer import LOCK_TIMEOUT_SECONDS, SqliteWriter, configure_connection
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": LOCK_TIMEOUT_SECONDS}, **kwargs)
         _configure_sqlite(engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 20)
@@ -55,15 +55,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        # Let SQLAlchemy's "begin" event own transaction starts (pysqlite's implicit BEGIN is
-        # deferred and cannot be made IMMEDIATE).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+        configure_connection(dbapi_connection, busy_timeout_seconds=LOCK_TIMEOUT_SECONDS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -28,8 +28,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 T = TypeVar("T")
 
-# How long a write waits for another process's lock before it fails (SQLite's own busy timeout
-# on the gateway's other connections is the same).
+# How long a write waits for another process's lock before it fails: here in asyncio sleeps, on
+# the gateway's other connections in SQLite's busy handler (their own threads).
 LOCK_TIMEOUT_SECONDS = 30.0
 # Checkpoint at most this often: the log then holds a fraction of a second of writes.
 CHECKPOINT_EVERY_SECONDS = 0.25
@@ -117,18 +117,24 @@ class _Checkpointer:
         self._thread.shutdown(wait=True)
 
 
-def _writer_connection(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # BEGIN is ours (pysqlite's implicit one is deferred); never sleep in SQLite's busy
-    # handler on the event loop; leave checkpoints to the checkpointer.
+def configure_connection(dbapi_connection: Any, *, busy_timeout_seconds: float) -> None:
+    """Every gateway connection's settings: WAL, NORMAL sync, foreign keys, and BEGIN left to
+    SQLAlchemy's "begin" event (pysqlite's implicit BEGIN is deferred and cannot be IMMEDIATE)."""
     dbapi_connection.isolation_level = None
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
         "foreign_keys=ON",
-        "busy_timeout=0",
-        "wal_autocheckpoint=0",
+        f"busy_timeout={round(busy_timeout_seconds * 1000)}",
     ):
         dbapi_connection.execute(f"PRAGMA {pragma}")
+
+
+def _writer_connection(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Never sleep in SQLite's busy handler on the event loop; leave checkpoints to the
+    # checkpointer.
+    configure_connection(dbapi_connection, busy_timeout_seconds=0)
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def _begin_immediate(connection: Connection) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from backend.accounts.service import Principal
+from backend.accounts.service import ApiKeyInvalid, Principal
 from backend.http.context import app_context
 from backend.http.errors import Unauthorized
 
@@ -26,10 +26,7 @@ async def require_principal(connection: HTTPConnection) -> Principal:
         )
     principal = await authenticate_token(connection, token)
     if principal is None:
-        raise Unauthorized(
-            "Invalid or revoked API key. Create a new one with `killa login`.",
-            code="API_KEY_INVALID",
-        )
+        raise ApiKeyInvalid()
     return principal
 
 

@@ -13,25 +13,15 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from backend.accounts.service import Principal, api_keys
+from backend.accounts.service import ApiKeyInvalid, Principal, api_keys
 from backend.db.bulk import BulkInsert
 from backend.db.group_commit import GroupCommit, Outcome
-from backend.http.errors import Unauthorized
 from backend.jobs.models import MediaJob
 from backend.jobs.schemas import render_submit
 from backend.ledger.service import HoldRef, HoldRequest, IdempotentResponse, ledger
 
 ACTOR = "jobs"
 IDEMPOTENCY_SCOPE = "media.jobs"
-
-
-class ApiKeyRevoked(Unauthorized):
-    code = "API_KEY_INVALID"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Invalid or revoked API key. Nothing was charged. Create a new one with `killa login`."
-        )
 
 
 _INSERT_JOBS = BulkInsert(MediaJob)
@@ -55,7 +45,7 @@ def enqueue(connection: Connection, pending: Sequence[PendingJob]) -> list[Outco
         if job.principal.api_key_id in active:
             admitted.append(i)
         else:
-            outcomes[i] = ApiKeyRevoked()
+            outcomes[i] = ApiKeyInvalid(note=" Nothing was charged.")
     holds = ledger.hold_many(
         connection,
         [

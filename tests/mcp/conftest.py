@@ -31,6 +31,17 @@ from tools.gateway_client import GatewayClient
 
 T = TypeVar("T")
 KILLA = str(Path(sys.executable).with_name("killa"))
+# A handshake-era `initialize` request, for tests that speak the protocol by hand.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
 # The in-memory client speaks 2025-11-25 in legacy mode and negotiates 2026-07-28 otherwise.
 ERAS = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 

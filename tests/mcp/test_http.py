@@ -10,18 +10,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import Customer
+from tests.mcp.conftest import INITIALIZE
 
 METADATA_URL = "https://gateway.test/.well-known/oauth-protected-resource/mcp"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 

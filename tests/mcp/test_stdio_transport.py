@@ -16,18 +16,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCNotification, JSONRPCRequest
 
 from server.stdio import LineReceiver, LineSender
-from tests.mcp.conftest import KILLA, LiveGateway
+from tests.mcp.conftest import INITIALIZE, KILLA, LiveGateway
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 PACKAGES = {
     "jsonrpc": "2.0",
