@@ -481,10 +481,8 @@ class LedgerService:
             if account_id.startswith("house:") or not amount:
                 continue
             await session.execute(
-                update(LedgerAccount)
-                .where(LedgerAccount.id == account_id)
-                .values(balance_micros=LedgerAccount.balance_micros + amount)
-                .execution_options(synchronize_session=False)
+                _MOVE_BUCKET.execution_options(synchronize_session=False),
+                {"bucket": account_id, "delta": amount},
             )
         return str(transaction["id"])
 
