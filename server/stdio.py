@@ -18,16 +18,16 @@ import asyncio
 import os
 import stat
 import sys
-from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import anyio
 import mcp_types
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
+
+from backend.closeable import AsyncCloseable
 
 if TYPE_CHECKING:
     # The protocols `Server.run` takes; the SDK does not export them yet.
@@ -42,25 +42,7 @@ FLUSH_SECONDS = 5.0
 StdioStreams = tuple["ReadStream[SessionMessage | Exception]", "WriteStream[SessionMessage]"]
 
 
-class _Stream(ABC):
-    """`async with` a stream closes it, as the SDK's stream protocols expect."""
-
-    @abstractmethod
-    async def aclose(self) -> None: ...
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class LineReceiver(_Stream):
+class LineReceiver(AsyncCloseable):
     """The SDK's `ReadStream`: one parsed message (or why a line is not one) per line of stdin."""
 
     def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport) -> None:
@@ -97,7 +79,7 @@ class LineReceiver(_Stream):
         self._transport.close()
 
 
-class LineSender(_Stream):
+class LineSender(AsyncCloseable):
     """The SDK's `WriteStream`: each message as one line on stdout.
 
     `write` puts the whole line in the pipe (or, when the client is slow to read, in the

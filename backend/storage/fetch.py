@@ -18,14 +18,14 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpcore
 import httpx
 
 from backend import API_VERSION
+from backend.closeable import AsyncCloseable
 from backend.http.errors import BadRequest
 
 # Named separately from the ranges below so the error says what was hit; the ranges cover them too.
@@ -161,7 +161,7 @@ class Fetched:
     url: str  # after redirects
 
 
-class SafeFetcher:
+class SafeFetcher(AsyncCloseable):
     """GETs user-supplied URLs within limits; one per process, closed at shutdown."""
 
     def __init__(
@@ -189,17 +189,6 @@ class SafeFetcher:
         self._total_timeout = total_timeout
         self._max_redirects = max_redirects
         self._user_agent = f"killa-tamata/{API_VERSION}".encode()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from backend.closeable import AsyncCloseable
 from backend.storage.blobs import BlobInfo, BlobNotFound, StoredBlob, expiry_seconds, validate_key
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's ceiling for a presigned URL
@@ -25,7 +25,7 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's ceiling for a presigned URL
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
-class S3BlobStore:
+class S3BlobStore(AsyncCloseable):
     def __init__(
         self,
         bucket: str,
@@ -62,14 +62,6 @@ class S3BlobStore:
         )
         self._stack = stack
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._stack is not None:
