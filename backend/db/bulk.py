@@ -17,9 +17,27 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection, Dialect
 
-from backend.db.base import Base
+from backend.db.base import Base, UTCDateTime
 
 Processor = Callable[[Any], Any]
+_NOTHING = object()
+
+
+class _SameAsLast:
+    """A bind processor that reuses its last result for the very same value: a batch's rows
+    share one timestamp (created_at, updated_at), and formatting it is the costliest conversion
+    of a row on SQLite."""
+
+    def __init__(self, process: Processor) -> None:
+        self._process = process
+        self._last_value: Any = _NOTHING
+        self._last_result: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self._last_value:
+            self._last_result = self._process(value)
+            self._last_value = value
+        return self._last_result
 
 
 @dataclass(frozen=True)
@@ -59,13 +77,21 @@ class BulkInsert:
             compiled = insert(self.table).compile(dialect=dialect, column_keys=list(columns))
             statement = self._statements[key] = _Statement(
                 sql=compiled.string,
-                processors=[
-                    cast(
-                        Processor | None,
-                        self.table.c[column].type.dialect_impl(dialect).bind_processor(dialect),
-                    )
-                    for column in columns
-                ],
+                processors=self._processors(dialect, columns),
                 order=[columns.index(name) for name in compiled.positiontup or ()],
             )
         return statement
+
+    def _processors(self, dialect: Dialect, columns: tuple[str, ...]) -> list[Processor | None]:
+        processors: list[Processor | None] = []
+        timestamps: _SameAsLast | None = None  # one for all timestamp columns of a row
+        for column in columns:
+            column_type = self.table.c[column].type
+            process = cast(
+                Processor | None, column_type.dialect_impl(dialect).bind_processor(dialect)
+            )
+            if process is not None and isinstance(column_type, UTCDateTime):
+                timestamps = timestamps or _SameAsLast(process)
+                process = timestamps
+            processors.append(process)
+        return processors

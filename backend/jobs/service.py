@@ -111,7 +111,7 @@ class JobService:
 
     async def quote(self, db: Database, runtime: JobsRuntime, body: Any) -> dict[str, Any]:
         task = parse_media_job(body)
-        resolved = resolve_input(task)
+        resolved = resolve_input(task, body)
         ensure_available(runtime.registry, task.task, resolved.effective_input)
         quote = _price(task, resolved, None)
         estimate = await runtime.estimates.estimate(db, task.task, quote.price.meta)
@@ -145,14 +145,15 @@ class JobService:
             replayed = await self._replay(db, principal, *idempotency)
             if replayed is not None:
                 return replayed
-        resolved = resolve_input(task)
+        resolved = resolve_input(task, body)
         ensure_available(runtime.registry, task.task, resolved.effective_input)
 
         job_id = new_id("job")
-        work_dir = runtime.work_dir(job_id)
+        refs = media_refs(task.task, resolved.effective_input)
+        # Only staged inputs need the job's folder before it runs.
+        work_dir = runtime.work_dir(job_id) if refs else None
         try:
-            refs = media_refs(task.task, resolved.effective_input)
-            if refs:
+            if work_dir is not None:
                 staged = await runtime.stager.stage(work_dir, refs)
                 # Probing durations opens media files: keep that off the event loop.
                 quote = await asyncio.to_thread(_price, task, resolved, staged)
@@ -553,8 +554,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from exc
 
 
-def remove_work_dir(work_dir: Path) -> None:
-    shutil.rmtree(work_dir, ignore_errors=True)
+def remove_work_dir(work_dir: Path | None) -> None:
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 jobs = JobService()

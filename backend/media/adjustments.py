@@ -10,11 +10,9 @@ is listed in `adjustments`, shaped like the spec's `MediaInputAdjustment`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel
 
 from backend.http.bodies import field_path
 from backend.media.tasks import (
@@ -74,13 +72,15 @@ class _Log:
         )
 
 
-def resolve_input(task: MediaTask) -> ResolvedInput:
+def resolve_input(task: MediaTask, body: Mapping[str, Any]) -> ResolvedInput:
+    """`task` as parsed from `body`, the request as sent (the models normalise some spellings:
+    ".png" is "png" once parsed, and only the request still says what was asked)."""
     model = task.input
     effective = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     log = _Log()
     _RESOLVERS.get(task.task, _nothing_to_derive)(model, effective, log)
     _log_defaults(model, effective, log)
-    _log_normalised_spellings(model, (), log)
+    _log_normalised_spellings(model, body.get("input"), (), log)
     return ResolvedInput(effective, log.items)
 
 
@@ -101,27 +101,29 @@ def _log_defaults(model: WireModel, effective: dict[str, Any], log: _Log) -> Non
             log.add(wire_name, None, effective[wire_name], "not given; the default applies")
 
 
-def _log_normalised_spellings(model: BaseModel, location: tuple[str | int, ...], log: _Log) -> None:
-    if isinstance(model, WireModel):
-        for wire_name, requested in model.requested_spellings.items():
-            effective = getattr(model, _attribute(model, wire_name))
-            path = field_path((*location, wire_name))
-            log.add(path, requested, effective, f"normalised {requested!r} to {effective!r}")
-    for name, info in type(model).model_fields.items():
+def _log_normalised_spellings(
+    model: WireModel, requested: Any, location: tuple[str | int, ...], log: _Log
+) -> None:
+    """Every string the model holds in another spelling than `requested` (the same object as
+    sent), at any depth."""
+    if not isinstance(requested, Mapping):
+        return
+    attributes = model.attributes_by_key()
+    for key, sent in requested.items():
+        name = attributes.get(key)
+        if name is None:
+            continue
         value = getattr(model, name)
-        wire_name = info.alias or name
-        if isinstance(value, BaseModel):
-            _log_normalised_spellings(value, (*location, wire_name), log)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    _log_normalised_spellings(item, (*location, wire_name, index), log)
-
-
-def _attribute(model: BaseModel, wire_name: str) -> str:
-    return next(
-        name for name, info in type(model).model_fields.items() if (info.alias or name) == wire_name
-    )
+        path = (*location, model.wire_name(name))
+        if isinstance(sent, str):
+            if sent != value:
+                log.add(field_path(path), sent, value, f"normalised {sent!r} to {value!r}")
+        elif isinstance(value, WireModel):
+            _log_normalised_spellings(value, sent, path, log)
+        elif isinstance(value, list) and isinstance(sent, list):
+            for index, (item, sent_item) in enumerate(zip(value, sent, strict=False)):
+                if isinstance(item, WireModel):
+                    _log_normalised_spellings(item, sent_item, (*path, index), log)
 
 
 def _brief(value: Any) -> Any:

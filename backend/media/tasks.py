@@ -23,8 +23,6 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
     Tag,
     WithJsonSchema,
     model_validator,
@@ -108,7 +106,6 @@ class WireModel(BaseModel):
         json_schema_extra=_drop_null_branches,
     )
 
-    _requested_spellings: dict[str, str] = PrivateAttr(default_factory=dict)
     _attributes_by_key: ClassVar[dict[str, str]]
 
     @model_validator(mode="before")
@@ -117,7 +114,7 @@ class WireModel(BaseModel):
         if isinstance(data, Mapping):
             for key, value in data.items():
                 if value is None:
-                    required = cls.model_fields.get(cls._attributes().get(key, ""))
+                    required = cls.model_fields.get(cls.attributes_by_key().get(key, ""))
                     hint = (
                         ""
                         if required is not None and required.is_required()
@@ -126,26 +123,8 @@ class WireModel(BaseModel):
                     raise rule_error("not_null", str(key), f"must not be null{hint}")
         return data
 
-    @model_validator(mode="wrap")
     @classmethod
-    def _remember_requested_spellings(
-        cls, data: Any, handler: ModelWrapValidatorHandler[Self]
-    ) -> Self:
-        model = handler(data)
-        if isinstance(data, Mapping):
-            attributes = cls._attributes()
-            for key, requested in data.items():
-                name = attributes.get(key)
-                if (
-                    name is not None
-                    and isinstance(requested, str)
-                    and requested != getattr(model, name)
-                ):
-                    model._requested_spellings[cls.wire_name(name)] = requested
-        return model
-
-    @classmethod
-    def _attributes(cls) -> dict[str, str]:
+    def attributes_by_key(cls) -> dict[str, str]:
         """Wire name or attribute name -> attribute name (built once per class: every request
         is checked against it)."""
         cached: dict[str, str] | None = cls.__dict__.get("_attributes_by_key")
@@ -156,11 +135,6 @@ class WireModel(BaseModel):
                 cached[info.alias or name] = name
             cls._attributes_by_key = cached
         return cached
-
-    @property
-    def requested_spellings(self) -> dict[str, str]:
-        """Wire name -> the string as sent, for fields this model normalised (".png" -> "png")."""
-        return dict(self._requested_spellings)
 
     def is_given(self, name: str) -> bool:
         """Whether the client sent this field (attribute name), as opposed to a default."""

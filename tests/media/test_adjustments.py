@@ -27,7 +27,8 @@ ADJUSTMENT_SCHEMA = Draft202012Validator(SCHEMAS["MediaInputAdjustment"])
 
 
 def resolve(task: str, input_: dict[str, Any]) -> ResolvedInput:
-    return resolve_input(parse_media_job({"task": task, "input": input_}))
+    body = {"task": task, "input": input_}
+    return resolve_input(parse_media_job(body), body)
 
 
 def adjustment(resolved: ResolvedInput, field: str) -> dict[str, Any]:
@@ -129,6 +130,22 @@ def test_dot_output_format_is_listed_as_a_normalisation() -> None:
     resolved = resolve("image.generate", {"prompt": "x", "outputFormat": ".png"})
     assert resolved.effective_input["outputFormat"] == "png"
     assert adjustment(resolved, "outputFormat")["requested"] == ".png"
+
+
+@pytest.mark.parametrize(
+    ("task", "input_"),
+    [
+        ("image.generate", {"prompt": "x", "outputFormat": "png"}),
+        (
+            "image.edit",
+            {"prompt": "x", "sourceImage": {"dataBase64": "aGk=", "mimeType": "image/png"}},
+        ),
+    ],
+)
+def test_canonical_spellings_are_not_listed(task: str, input_: dict[str, Any]) -> None:
+    assert not [
+        item for item in resolve(task, input_).adjustments if "normalised" in item["reason"]
+    ]
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -298,12 +315,13 @@ def _accepted(body: dict[str, Any]) -> MediaTask | None:
 )
 @given(data=st.data())
 def test_effective_input_is_valid_complete_and_stable(task: str, data: st.DataObject) -> None:
-    parsed = _accepted(data.draw(request_strategy(task)))
+    body = data.draw(request_strategy(task))
+    parsed = _accepted(body)
     assume(parsed is not None)
     assert parsed is not None
-    resolved = resolve_input(parsed)
+    resolved = resolve_input(parsed, body)
 
-    assert resolve_input(parsed) == resolved
+    assert resolve_input(parsed, body) == resolved
     json.dumps(resolved.effective_input)
     for item in resolved.adjustments:
         ADJUSTMENT_SCHEMA.validate(item)

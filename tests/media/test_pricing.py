@@ -25,8 +25,9 @@ MINIMUM = price_table()["minimumChargeMicros"]
 def quote(
     task: str, input_: dict[str, Any], durations: Sequence[float] | None = None
 ) -> PriceQuote:
-    parsed = parse_media_job({"task": task, "input": input_})
-    return quote_price(parsed, resolve_input(parsed), input_durations_seconds=durations)
+    body = {"task": task, "input": input_}
+    parsed = parse_media_job(body)
+    return quote_price(parsed, resolve_input(parsed, body), input_durations_seconds=durations)
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -255,10 +256,11 @@ def _accepted(body: dict[str, Any]) -> MediaTask | None:
 def test_every_quote_is_whole_micros_explained_without_floats(
     task: str, data: st.DataObject
 ) -> None:
-    parsed = _accepted(data.draw(request_strategy(task)))
+    body = data.draw(request_strategy(task))
+    parsed = _accepted(body)
     assume(parsed is not None)
     assert parsed is not None
-    quoted = quote_price(parsed, resolve_input(parsed))
+    quoted = quote_price(parsed, resolve_input(parsed, body))
     assert type(quoted.micros) is int
     assert quoted.micros >= MINIMUM
     assert quoted.meta["totalMicros"] == quoted.micros
@@ -280,4 +282,4 @@ def _requote(parsed: MediaTask, change: dict[str, Any]) -> int:
     body = parsed.model_dump(by_alias=True, exclude_none=True)
     body["input"] |= change
     again = parse_media_job(body)
-    return quote_price(again, resolve_input(again)).micros
+    return quote_price(again, resolve_input(again, body)).micros
