@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
@@ -47,6 +48,10 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
         if required:
             raise BadRequest("Request body is empty; send a JSON object.", code="BODY_REQUIRED")
         return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # maybe JSON that orjson refuses (integers beyond 64 bits, lone surrogates)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

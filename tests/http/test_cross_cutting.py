@@ -106,3 +106,25 @@ async def test_cors_allows_only_configured_origins(settings: Settings, db: Datab
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
         assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_json_beyond_the_fast_parser_is_still_read_as_json(
+    client: httpx.AsyncClient, customer: Customer
+) -> None:
+    # An integer beyond 64 bits is valid JSON: it reaches validation and is refused there by
+    # field and rule, not as unreadable JSON.
+    huge = b'{"task": "image.generate", "input": {"prompt": "x", "seed": 123456789012345678901234}}'
+    response = await client.post(
+        "/api/v1/media/jobs",
+        content=huge,
+        headers={**customer.headers, "content-type": "application/json"},
+    )
+    assert_error_shape(response, 400, "VALIDATION_ERROR")
+    assert response.json()["error"]["details"]["errors"][0]["field"] == "input.seed"
+
+    broken = await client.post(
+        "/api/v1/media/jobs",
+        content=b'{"task": ',
+        headers={**customer.headers, "content-type": "application/json"},
+    )
+    assert_error_shape(broken, 400, "INVALID_JSON")
