@@ -71,16 +71,23 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            access_log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                    "accountId": scope.get("state", {}).get("account_id"),
-                },
-            )
+            # The record's fields cost more to gather than a request's routing: skip them when
+            # access logs are off (the MCP server logs at WARNING).
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope, status, started)
+
+
+def _log_access(scope: Scope, status: int, started: float) -> None:
+    access_log.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            "accountId": scope.get("state", {}).get("account_id"),
+        },
+    )

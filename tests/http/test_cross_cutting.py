@@ -1,6 +1,8 @@
-"""One error shape everywhere, request ids, body limits and rate limits."""
+"""One error shape everywhere, request ids, body limits, rate limits, JSON bodies, access logs."""
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 import pytest
@@ -128,3 +130,19 @@ async def test_json_beyond_the_fast_parser_is_still_read_as_json(
         headers={**customer.headers, "content-type": "application/json"},
     )
     assert_error_shape(broken, 400, "INVALID_JSON")
+
+
+async def test_access_log_records_each_request_only_when_enabled(
+    client: httpx.AsyncClient, customer: Customer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="killa.access"):
+        await client.get("/api/v1/balance", headers=customer.headers)
+    [record] = [r for r in caplog.records if r.name == "killa.access"]
+    assert (record.method, record.path, record.status) == ("GET", "/api/v1/balance", 200)
+    assert record.accountId == customer.account_id
+    assert record.durationMs >= 0
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="killa.access"):
+        await client.get("/api/v1/balance", headers=customer.headers)
+    assert [r for r in caplog.records if r.name == "killa.access"] == []
