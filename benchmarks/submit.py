@@ -6,6 +6,8 @@ Both run in this process behind the same in-process HTTP client (httpx.ASGITrans
 same concurrency, so the ratio isolates what the gateway adds: auth, validation, input
 adjustments, pricing, the estimate, the ledger hold and the job row. The dispatcher is not
 started, so submitted jobs stay queued (enqueue is the row insert the dispatcher later claims).
+Logging is not configured, so neither side writes access logs (`killa serve` writes one JSON line
+per request at INFO).
 
 The two alternate for several rounds and the medians are printed, so a busy moment on the
 machine weighs on both; afterwards the run checks its own work (every submit left one queued job
