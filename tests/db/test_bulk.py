@@ -76,3 +76,33 @@ async def test_rows_must_share_their_keys(db: Database) -> None:
         await db.run_in_writer(lambda connection: BulkInsert(MediaJob)(connection, rows))
     async with db.transaction(write=False) as session:
         assert list(await session.scalars(select(MediaJob.id))) == []
+
+
+async def test_values_that_json_might_bend_come_back_unchanged(db: Database) -> None:
+    """On PostgreSQL the batch travels as one JSON document: key order in JSON columns, quotes,
+    control characters (NUL too, which only JSON columns can hold), 64-bit integers, float
+    precision and NULLs must survive it."""
+    owner = (await make_customer(db)).account_id
+    request = {"zeta": 1, "alpha": {"b": [1, 2.5, None], "a": 'quote " back\\ \t\x00'}, "m": "✓"}
+    row = job_row(
+        "job_odd",
+        owner,
+        request=request,
+        price_micros=2**62 + 1,
+        estimated_duration_seconds=0.1 + 0.2,
+        completion_callback_url=None,
+        progress_message="line one\nline two\x01",
+    )
+
+    await db.run_in_writer(lambda connection: BulkInsert(MediaJob)(connection, [row]))
+
+    async with db.transaction(write=False) as session:
+        job = await session.get(MediaJob, "job_odd")
+    assert job is not None
+    assert job.request == request
+    assert list(job.request) == ["zeta", "alpha", "m"]
+    assert list(job.request["alpha"]) == ["b", "a"]
+    assert job.price_micros == 2**62 + 1
+    assert job.estimated_duration_seconds == 0.1 + 0.2
+    assert job.completion_callback_url is None
+    assert job.progress_message == "line one\nline two\x01"
