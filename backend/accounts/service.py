@@ -24,9 +24,11 @@ KEY_PREFIX = "kt_live_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-# Built once: the submit writer runs it for every batch (one key, or a few, each time; an
-# expanding IN would be compiled again on every run).
-_KEY_IS_ACTIVE = select(ApiKey.id).where(ApiKey.id == bindparam("id"), ApiKey.revoked_at.is_(None))
+# Built once: the submit writer runs it for every batch, one statement however many keys the
+# batch carries (the IN list is expanded per run, about 10 µs; a round trip per key costs more).
+_ACTIVE_KEYS = select(ApiKey.id).where(
+    ApiKey.id.in_(bindparam("ids", expanding=True)), ApiKey.revoked_at.is_(None)
+)
 
 
 class ApiKeyInvalid(Unauthorized):
@@ -156,11 +158,7 @@ class ApiKeyService:
 
     def active_ids(self, connection: Connection, key_ids: Collection[str]) -> set[str]:
         """Which of `key_ids` are not revoked, read in the caller's (writer) transaction."""
-        return {
-            key_id
-            for key_id in key_ids
-            if connection.execute(_KEY_IS_ACTIVE, {"id": key_id}).first() is not None
-        }
+        return set(connection.execute(_ACTIVE_KEYS, {"ids": list(key_ids)}).scalars())
 
     async def touch(self, session: AsyncSession, key_id: str) -> None:
         now = utcnow()

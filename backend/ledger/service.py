@@ -190,7 +190,9 @@ def request_fingerprint(scope: str, body: Any) -> str:
 # The writer's statements, built once: building a statement costs more than running it.
 _LOCK_BUCKETS = (
     select(LedgerAccount.id, LedgerAccount.balance_micros)
-    .where(LedgerAccount.owner_id == bindparam("owner"))
+    .where(LedgerAccount.owner_id.in_(bindparam("owners", expanding=True)))
+    # PostgreSQL sorts, then locks: rows are locked in id order ("…:available" before "…:held",
+    # owner after owner), the order every movement takes, so two batches never wait crosswise.
     .order_by(LedgerAccount.id)
     # FOR NO KEY UPDATE, the lock an UPDATE of the balance takes anyway: it does not conflict
     # with the key-share locks that inserting entries (their foreign keys) takes on these rows.
@@ -290,13 +292,12 @@ class LedgerService:
             raise ValueError("a hold cannot be negative")
         owners = sorted({request.owner_id for request in requests})
         bucket_ids = [_bucket_id(owner, kind) for owner in owners for kind in (AVAILABLE, HELD)]
-        # Lock the buckets before reading them, in id order ("…:available" before "…:held", the
-        # order every movement takes): PostgreSQL row locks, while SQLite's writer transaction
-        # already excludes every other writer. Funds are then checked against locked values.
+        # Lock every owner's buckets before reading them, in one statement whatever the number
+        # of owners: PostgreSQL row locks, while SQLite's writer transaction already excludes
+        # every other writer. Funds are then checked against locked values.
         balances: dict[str, int] = {
             bucket: amount or 0
-            for owner in owners
-            for bucket, amount in connection.execute(_LOCK_BUCKETS, {"owner": owner})
+            for bucket, amount in connection.execute(_LOCK_BUCKETS, {"owners": owners})
         }
         if missing := set(bucket_ids) - balances.keys():
             raise LedgerError(f"no ledger buckets {sorted(missing)}")

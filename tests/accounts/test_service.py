@@ -36,3 +36,17 @@ async def test_only_the_hash_of_a_key_is_stored(db: Database) -> None:
     assert row is not None
     assert row.secret_hash == hash_secret(issued.secret)
     assert issued.secret not in {row.secret_hash, row.prefix, row.label}
+
+
+async def test_the_writer_sees_which_keys_of_a_batch_are_still_active(db: Database) -> None:
+    async with db.transaction() as session:
+        account = await accounts.create(session, "keys@example.com")
+        issued = [await api_keys.issue(session, account.id, label=None) for _ in range(3)]
+        await api_keys.revoke(session, account.id, issued[1].key.id)
+    ids = [key.key.id for key in issued]
+
+    active = await db.run_in_writer(lambda connection: api_keys.active_ids(connection, ids))
+
+    assert active == {ids[0], ids[2]}
+    unknown = await db.run_in_writer(lambda c: api_keys.active_ids(c, ["key_never_issued"]))
+    assert unknown == set()
