@@ -25,6 +25,7 @@ from sqlalchemy import JSON, Table, insert
 from sqlalchemy.engine import Connection, Dialect
 
 from backend.db.base import Base, UTCDateTime
+from backend.db.engine import json_dumps
 
 Processor = Callable[[Any], Any]
 _NOTHING = object()
@@ -45,10 +46,6 @@ class _SameAsLast:
             self._last_result = self._process(value)
             self._last_value = value
         return self._last_result
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)
@@ -108,20 +105,21 @@ class BulkInsert:
         # expanded in place, a string holding \u0000 (valid JSON, stored fine by a `json`
         # column) would make the server refuse the whole batch.
         declared, selected = [], []
-        processors: list[Processor | None] = []
-        timestamps = _SameAsLast(lambda value: UTCDateTime().process_bind_param(value, dialect))
         for column in columns:
             column_type = self.table.c[column].type
             if isinstance(column_type, JSON):
                 declared.append(f"{quote(column)} text")
                 selected.append(f"{quote(column)}::json")
-                processors.append(_json_text)
-                continue
-            declared.append(f"{quote(column)} {column_type.compile(dialect=dialect)}")
-            selected.append(quote(column))
-            # Only UTC datetimes need converting first (and checking: no naive ones); orjson
-            # writes the rest as the server reads them back.
-            processors.append(timestamps if isinstance(column_type, UTCDateTime) else None)
+            else:
+                declared.append(f"{quote(column)} {column_type.compile(dialect=dialect)}")
+                selected.append(quote(column))
+        # The column types' own bind processors (UTC datetimes, checked: no naive ones) leave
+        # values orjson writes as the server reads them back; JSON columns become their text,
+        # serialised as SQLAlchemy does (None included: JSON null, as on SQLite).
+        processors = [
+            json_dumps if isinstance(self.table.c[column].type, JSON) else process
+            for column, process in zip(columns, self._processors(dialect, columns), strict=True)
+        ]
         # Only the table's own (quoted) names are spliced in; the rows travel as the parameter.
         sql = (
             f"INSERT INTO {quote(self.table.name)} ({names}) SELECT {', '.join(selected)} "  # noqa: S608

@@ -29,12 +29,12 @@ T = TypeVar("T")
 WRITE_OPTION = "killa_write"
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
 # JSON columns (job requests, pricing meta, stored responses) are written on every submit.
-_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+_JSON_CODEC: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
