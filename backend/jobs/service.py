@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import logging
-import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.accounts.service import Principal
 from backend.db.base import utcnow
 from backend.db.engine import Database
-from backend.db.ids import new_id
+from backend.db.ids import new_id, new_token
 from backend.engines.registry import EngineRegistry
 from backend.http.errors import BadRequest, Conflict, Gone, NotFound, ServiceUnavailable
 from backend.jobs import estimates
@@ -501,7 +500,7 @@ def _new_job_row(
         "duration_estimate_meta": estimate.meta,
         "progress": 0,
         "progress_message": "queued",
-        "output_token": secrets.token_urlsafe(24),
+        "output_token": new_token(),
         "completion_callback_url": quote.task.completion_callback_url,
         "attempts": 0,
         "cancel_requested": False,
