@@ -38,14 +38,16 @@ class _SameAsLast:
 
     def __init__(self, process: Processor) -> None:
         self._process = process
-        self._last_value: Any = _NOTHING
-        self._last_result: Any = None
+        # (value, result), swapped whole: PostgreSQL writers run in threads of their own.
+        self._last: tuple[Any, Any] = (_NOTHING, None)
 
     def __call__(self, value: Any) -> Any:
-        if value is not self._last_value:
-            self._last_result = self._process(value)
-            self._last_value = value
-        return self._last_result
+        last_value, last_result = self._last
+        if value is last_value:
+            return last_result
+        result = self._process(value)
+        self._last = (value, result)
+        return result
 
 
 @dataclass(frozen=True)

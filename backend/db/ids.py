@@ -18,14 +18,15 @@ class _TimeDigits:
     """The 10 time digits, written once per millisecond (ids minted together share them)."""
 
     def __init__(self) -> None:
-        self._millisecond = -1
-        self._digits = ""
+        # (millisecond, digits), swapped whole: ids are minted from several threads.
+        self._last = (-1, "")
 
     def __call__(self, millisecond: int) -> str:
-        if millisecond != self._millisecond:
-            self._digits = "".join([_DIGIT_PAIRS[(millisecond >> s) & 1023] for s in _TIME_SHIFTS])
-            self._millisecond = millisecond
-        return self._digits
+        last_millisecond, digits = self._last
+        if millisecond != last_millisecond:
+            digits = "".join([_DIGIT_PAIRS[(millisecond >> s) & 1023] for s in _TIME_SHIFTS])
+            self._last = (millisecond, digits)
+        return digits
 
 
 _time_digits = _TimeDigits()
