@@ -4,6 +4,7 @@ loop must keep running meanwhile, and a transaction must land whole or not at al
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 from sqlalchemy import make_url, select, text
@@ -73,9 +74,7 @@ async def test_more_writers_than_connections_all_commit(db: Database) -> None:
         return key
 
     keys = [f"k{i}" for i in range(WRITER_CONNECTIONS * 3)]
-    written = await asyncio.gather(
-        *(db.run_in_writer(lambda connection, key=key: write(connection, key)) for key in keys)
-    )
+    written = await asyncio.gather(*(db.run_in_writer(partial(write, key=key)) for key in keys))
     assert written == keys
     assert await stored_keys(db) == set(keys)
 
@@ -119,7 +118,7 @@ async def test_dispose_closes_the_writer_connections(database_url: str) -> None:
     owner = (await make_customer(db)).account_id
     await asyncio.gather(
         *(
-            db.run_in_writer(lambda connection, i=i: remember(connection, owner, f"k{i}"))
+            db.run_in_writer(partial(remember, owner_id=owner, key=f"k{i}"))
             for i in range(WRITER_CONNECTIONS)
         )
     )
