@@ -55,18 +55,16 @@ async def _drop_postgres_database(url: str) -> None:
     await admin.dispose()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not POSTGRES_URL, reason=f"{POSTGRES_URL_ENV} is not set"),
-            ],
-        ),
-    ]
+POSTGRES = pytest.param(
+    "postgres",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(not POSTGRES_URL, reason=f"{POSTGRES_URL_ENV} is not set"),
+    ],
 )
+
+
+@pytest.fixture(params=["sqlite", POSTGRES])
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

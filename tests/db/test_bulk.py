@@ -59,7 +59,9 @@ async def test_rows_read_back_exactly_as_sqlalchemy_writes_them(db: Database) ->
     for row in rows:
         read = jobs[str(row["id"])]
         assert read["created_at"] == row["created_at"]
-        assert read["created_at"].tzinfo == UTC  # type: ignore[union-attr]
+        created_at = read["created_at"]
+        assert isinstance(created_at, datetime)
+        assert created_at.tzinfo == UTC
         assert (read["progress"], read["cancel_requested"]) == (
             row["progress"],
             row["cancel_requested"],

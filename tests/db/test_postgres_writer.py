@@ -1,5 +1,6 @@
 """The PostgreSQL writer runs each write transaction on a blocking connection in a thread: the event
-loop must keep running meanwhile, and a transaction must land whole or not at all."""
+loop must keep running meanwhile, and a transaction must land whole or not at all (PostgreSQL
+only: SQLite's writer is tests/db/test_sqlite_writer.py)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,11 @@ from backend.db.engine import Database
 from backend.db.postgres_writer import WRITER_CONNECTIONS
 from backend.ledger.models import IdempotencyRecord
 from backend.ledger.service import IdempotentResponse, ledger
-from tests.conftest import POSTGRES_URL, POSTGRES_URL_ENV, make_customer
+from tests.conftest import POSTGRES, POSTGRES_URL, make_customer
+from tests.db.loop_ticks import loop_ticks
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not POSTGRES_URL, reason=f"{POSTGRES_URL_ENV} is not set"),
-            ],
-        )
-    ]
-)
+@pytest.fixture(params=[POSTGRES])
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -49,20 +41,9 @@ async def stored_keys(db: Database) -> set[str]:
 
 
 async def test_waiting_on_the_server_keeps_the_event_loop_running(db: Database) -> None:
-    ticks = 0
-    writing = True
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while writing:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticking = asyncio.create_task(ticker())
-    await db.run_in_writer(lambda connection: wait_on_server(connection, 0.5))
-    writing = False
-    await ticking
-    assert ticks >= 20  # about 50 if the loop never waited on the writer
+    async with loop_ticks() as ticks:
+        await db.run_in_writer(lambda connection: wait_on_server(connection, 0.5))
+    assert ticks.count >= 20  # about 100 if the loop never waited on the writer
 
 
 async def test_more_writers_than_connections_all_commit(db: Database) -> None:

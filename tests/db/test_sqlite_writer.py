@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from backend.db.engine import Database
 from backend.db.migrate import upgrade_database
 from backend.ledger.service import IdempotentResponse, ledger
 from tests.conftest import make_customer
+from tests.db.loop_ticks import loop_ticks
 
 
 @pytest.fixture
@@ -44,24 +46,15 @@ async def test_waiting_for_another_writer_keeps_the_event_loop_running(
     owner = (await make_customer(sqlite_db)).account_id
     other = sqlite3.connect(database_file(sqlite_db), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process writing
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticking = asyncio.create_task(ticker())
-    write = asyncio.create_task(
-        sqlite_db.run_in_writer(lambda c: ledger.remember_many(c, records(owner, "w", 1)))
-    )
-    await asyncio.sleep(0.3)
-    assert not write.done()
-    assert ticks >= 20  # the loop kept serving while the write waited
-    other.execute("COMMIT")
-    await asyncio.wait_for(write, 5)
-    ticking.cancel()
+    async with loop_ticks() as ticks:
+        write = asyncio.create_task(
+            sqlite_db.run_in_writer(lambda c: ledger.remember_many(c, records(owner, "w", 1)))
+        )
+        await asyncio.sleep(0.3)
+        assert not write.done()
+        assert ticks.count >= 20  # the loop kept serving while the write waited
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 5)
     other.close()
 
 
@@ -86,7 +79,7 @@ async def test_the_log_is_checkpointed_into_the_database_file(sqlite_db: Databas
     before = path.stat().st_size
     for batch in range(3):
         rows = records(owner, f"c{batch}-", 50, size=8_000)
-        await sqlite_db.run_in_writer(lambda c, rows=rows: ledger.remember_many(c, rows))
+        await sqlite_db.run_in_writer(partial(ledger.remember_many, responses=rows))
         await asyncio.sleep(sqlite_writer.CHECKPOINT_EVERY_SECONDS + 0.05)
     # The writer's own connection never checkpoints (wal_autocheckpoint=0): only the
     # checkpointer thread can have moved the ~1.2 MB of rows from the log into the file.
