@@ -2,9 +2,11 @@
 
     python -m benchmarks.submit   # SQLite; PostgreSQL too when KILLA_TEST_POSTGRES_URL is set
 
-Both run in this process behind the same in-process HTTP client (httpx.ASGITransport) with the
-same concurrency, so the ratio isolates what the gateway adds: auth, validation, input
-adjustments, pricing, the estimate, the ledger hold and the job row. The dispatcher is not
+Both run in this process behind the same in-process HTTP client (httpx.ASGITransport) and the
+same 16 client tasks, so the ratio isolates what the gateway adds: auth, validation, input
+adjustments, pricing, the estimate, the ledger hold and the job row. Nothing in this transport
+waits on a socket, so the bare route's tasks in fact take turns one whole request at a time,
+while 16 submits are in flight together (each waits for its group commit). The dispatcher is not
 started, so submitted jobs stay queued (enqueue is the row insert the dispatcher later claims).
 Logging is not configured, so neither side writes access logs (`killa serve` writes one JSON line
 per request at INFO).
