@@ -74,7 +74,7 @@ async def test_a_writer_that_raises_leaves_nothing_behind(db: Database) -> None:
     assert await stored_keys(db) == {"next"}
 
 
-async def test_a_cancelled_caller_does_not_cut_its_transaction_in_half(db: Database) -> None:
+async def test_a_transaction_whose_caller_is_cancelled_still_commits_whole(db: Database) -> None:
     owner = (await make_customer(db)).account_id
 
     def two_writes(connection: Connection) -> None:
