@@ -32,10 +32,14 @@ class _TimeDigits:
 _time_digits = _TimeDigits()
 
 
+def _digits_of_now() -> str:
+    return _time_digits(int(time.time() * 1000))
+
+
 def new_id(prefix: str) -> str:
     randomness = int.from_bytes(os.urandom(10))
     random_digits = "".join([_DIGIT_PAIRS[(randomness >> s) & 1023] for s in _RANDOM_SHIFTS])
-    return f"{prefix}_{_time_digits(int(time.time() * 1000))}{random_digits}"
+    return f"{prefix}_{_digits_of_now()}{random_digits}"
 
 
 def new_token(random_bytes: int = 24) -> str:
@@ -43,4 +47,4 @@ def new_token(random_bytes: int = 24) -> str:
     as an id. A unique index of random tokens takes each insert on a random page, and SQLite
     writes every page a commit touched: a batch of submits wrote 73 pages, 15 of them for the
     output-token index; tokens that grow at one end, as ids do, cut that to about 3."""
-    return _time_digits(int(time.time() * 1000)) + secrets.token_urlsafe(random_bytes)
+    return _digits_of_now() + secrets.token_urlsafe(random_bytes)

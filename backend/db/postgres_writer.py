@@ -47,7 +47,7 @@ class PostgresWriter:
                 return fn(connection)
 
         # A caller cancelled meanwhile does not stop the thread: its transaction still commits
-        # or rolls back as a whole, as it would had it run on the loop.
+        # or rolls back as a whole, as SQLite's writer (on the loop) runs to its end too.
         return await asyncio.get_running_loop().run_in_executor(self._threads, transaction)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from backend.db.group_commit import GroupCommit, Outcome
 from backend.ledger.models import IdempotencyRecord
 from backend.ledger.service import IdempotentResponse, ledger
 from tests.conftest import make_customer
+from tests.db.idempotency_records import stored_keys
 
 
 def response(owner_id: str, key: str) -> IdempotentResponse:
@@ -33,11 +34,6 @@ class Recorder:
         self.batches.append(len(items))
         ledger.remember_many(connection, items)
         return [item.key for item in items]
-
-
-async def stored_keys(db: Database) -> set[str]:
-    async with db.transaction(write=False) as session:
-        return set(await session.scalars(select(IdempotencyRecord.key)))
 
 
 async def test_a_lone_caller_commits_at_once(db: Database) -> None:

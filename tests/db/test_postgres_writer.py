@@ -8,15 +8,15 @@ import asyncio
 from functools import partial
 
 import pytest
-from sqlalchemy import make_url, select, text
+from sqlalchemy import make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.db.engine import Database
 from backend.db.postgres_writer import WRITER_CONNECTIONS
-from backend.ledger.models import IdempotencyRecord
 from backend.ledger.service import IdempotentResponse, ledger
 from tests.conftest import POSTGRES, POSTGRES_URL, make_customer
+from tests.db.idempotency_records import stored_keys
 from tests.db.loop_ticks import loop_ticks
 
 
@@ -33,11 +33,6 @@ def remember(connection: Connection, owner_id: str, key: str) -> None:
 
 def wait_on_server(connection: Connection, seconds: float) -> None:
     connection.exec_driver_sql(f"SELECT pg_sleep({seconds})")
-
-
-async def stored_keys(db: Database) -> set[str]:
-    async with db.transaction(write=False) as session:
-        return set(await session.scalars(select(IdempotencyRecord.key)))
 
 
 async def test_waiting_on_the_server_keeps_the_event_loop_running(db: Database) -> None:
