@@ -1,34 +1,79 @@
-"""`BulkInsert`: many rows into one table in one driver call.
+"""Bulk writes: many rows into one table in one driver call (`BulkInsert`, `BulkIncrement`), and
+several tables' writes in one statement (`BulkWrites`).
 
 `connection.execute(insert(table), rows)` spends most of its time on per-row bookkeeping that a
 batch of uniform, already-built rows does not need. Submits write five rows each in
 group-committed batches (backend/jobs/enqueue.py): this is their path, one statement per table
 and batch, and on each database the cheapest way there:
 
-- SQLite: the one-row INSERT compiled once per column set, each value converted by its column
+- SQLite: the one-row statement compiled once per column set, each value converted by its column
   type's own bind processor (the very conversion SQLAlchemy applies: UTC datetimes, JSON, ...),
   every row handed to the driver's executemany, which loops over them in C.
 - PostgreSQL: the whole batch as one JSON array, expanded by the server (`json_to_recordset`).
   psycopg's executemany adapts every value of every row in Python and waits on the socket
   several times per batch; measured here, that cost about three times the CPU of one
-  `orjson.dumps` and one statement. JSON columns keep their text, key order included.
+  `orjson.dumps` and one statement. JSON columns keep their text, key order included. And a
+  batch's writes to several tables go as one statement, each table's part a data-modifying CTE,
+  so the batch waits on the server once instead of once per table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Table, bindparam, insert, update
 from sqlalchemy.engine import Connection, Dialect
 
 from backend.db.base import Base, UTCDateTime
 from backend.db.engine import json_dumps
 
 Processor = Callable[[Any], Any]
+Rows = Sequence[Mapping[str, Any]]
 _NOTHING = object()
+
+
+class BulkWrite(Protocol):
+    def __call__(self, connection: Connection, rows: Rows) -> None:
+        """Write `rows` now."""
+
+    def postgres_part(self, dialect: Dialect, rows: Rows, parameter: str) -> tuple[str, str]:
+        """The PostgreSQL statement that writes `rows` reading them from `%(parameter)s`, and
+        that parameter's value: the rows as one JSON array."""
+
+
+class BulkWrites:
+    """A transaction's bulk writes, gathered from several services and sent by `execute`.
+
+    On PostgreSQL they become one statement: each write a data-modifying CTE, all run on one
+    snapshot, foreign keys checked at the end of the statement (so a child may come before its
+    parent). On SQLite, where the driver's executemany is already cheap and foreign keys are
+    checked per statement, each runs in the order it was added.
+    """
+
+    def __init__(self) -> None:
+        self._writes: list[tuple[BulkWrite, Rows]] = []
+
+    def add(self, write: BulkWrite, rows: Rows) -> None:
+        if rows:
+            self._writes.append((write, rows))
+
+    def execute(self, connection: Connection) -> None:
+        writes, self._writes = self._writes, []
+        dialect = connection.dialect
+        if dialect.name != "postgresql" or len(writes) < 2:
+            for write, rows in writes:
+                write(connection, rows)
+            return
+        parts, parameters = [], {}
+        for i, (write, rows) in enumerate(writes):
+            sql, parameters[f"rows_{i}"] = write.postgres_part(dialect, rows, f"rows_{i}")
+            parts.append(sql)
+        *ctes, last = parts
+        ctes_sql = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(ctes))
+        connection.exec_driver_sql(f"WITH {ctes_sql} {last}", parameters)
 
 
 class _SameAsLast:
@@ -60,23 +105,20 @@ class _Statement:
 class BulkInsert:
     def __init__(self, model: type[Base]) -> None:
         self.table = cast(Table, model.__table__)
-        self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
+        self._statements: dict[tuple[str, tuple[str, ...], str], _Statement] = {}
 
-    def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def __call__(self, connection: Connection, rows: Rows) -> None:
         """Insert `rows`, which must all have the same keys (column names)."""
         if not rows:
             return
-        columns = tuple(rows[0])
-        if any(row.keys() != rows[0].keys() for row in rows):
-            raise ValueError(f"{self.table.name}: every row of a bulk insert needs the same keys")
         dialect = connection.dialect
-        statement = self._statement(dialect, columns)
-        pairs = list(zip(columns, statement.processors, strict=True))
-        values = [[row[c] if fn is None else fn(row[c]) for c, fn in pairs] for row in rows]
         if dialect.name == "postgresql":
-            document = orjson.dumps([dict(zip(columns, row, strict=True)) for row in values])
-            connection.exec_driver_sql(statement.sql, {"rows": document.decode()})
+            sql, document = self.postgres_part(dialect, rows, "rows")
+            connection.exec_driver_sql(sql, {"rows": document})
             return
+        columns = self._columns(rows)
+        statement = self._statement(dialect, columns, parameter="")
+        values = self._converted(rows, columns, statement)
         params: list[Any] = (
             [tuple([row[i] for i in statement.order]) for row in values]
             if dialect.positional
@@ -84,12 +126,29 @@ class BulkInsert:
         )
         connection.exec_driver_sql(statement.sql, params)
 
-    def _statement(self, dialect: Dialect, columns: tuple[str, ...]) -> _Statement:
-        key = (f"{dialect.name}+{dialect.driver}", columns)
+    def postgres_part(self, dialect: Dialect, rows: Rows, parameter: str) -> tuple[str, str]:
+        columns = self._columns(rows)
+        statement = self._statement(dialect, columns, parameter)
+        values = self._converted(rows, columns, statement)
+        document = orjson.dumps([dict(zip(columns, row, strict=True)) for row in values])
+        return statement.sql, document.decode()
+
+    def _columns(self, rows: Rows) -> tuple[str, ...]:
+        if any(row.keys() != rows[0].keys() for row in rows):
+            raise ValueError(f"{self.table.name}: every row of a bulk insert needs the same keys")
+        return tuple(rows[0])
+
+    @staticmethod
+    def _converted(rows: Rows, columns: tuple[str, ...], statement: _Statement) -> list[list[Any]]:
+        pairs = list(zip(columns, statement.processors, strict=True))
+        return [[row[c] if fn is None else fn(row[c]) for c, fn in pairs] for row in rows]
+
+    def _statement(self, dialect: Dialect, columns: tuple[str, ...], parameter: str) -> _Statement:
+        key = (f"{dialect.name}+{dialect.driver}", columns, parameter)
         statement = self._statements.get(key)
         if statement is None:
             if dialect.name == "postgresql":
-                statement = self._json_statement(dialect, columns)
+                statement = self._json_statement(dialect, columns, parameter)
             else:
                 compiled = insert(self.table).compile(dialect=dialect, column_keys=list(columns))
                 statement = _Statement(
@@ -100,7 +159,9 @@ class BulkInsert:
             self._statements[key] = statement
         return statement
 
-    def _json_statement(self, dialect: Dialect, columns: tuple[str, ...]) -> _Statement:
+    def _json_statement(
+        self, dialect: Dialect, columns: tuple[str, ...], parameter: str
+    ) -> _Statement:
         quote = dialect.identifier_preparer.quote
         names = ", ".join(quote(column) for column in columns)
         # JSON columns travel as JSON text inside the document and are cast back by the server:
@@ -125,7 +186,7 @@ class BulkInsert:
         # Only the table's own (quoted) names are spliced in; the rows travel as the parameter.
         sql = (
             f"INSERT INTO {quote(self.table.name)} ({names}) SELECT {', '.join(selected)} "  # noqa: S608
-            f"FROM json_to_recordset(%(rows)s::json) AS r({', '.join(declared)})"
+            f"FROM json_to_recordset(%({parameter})s::json) AS r({', '.join(declared)})"
         )
         return _Statement(sql=sql, processors=processors, order=[])
 
@@ -142,3 +203,58 @@ class BulkInsert:
                 process = timestamps
             processors.append(process)
         return processors
+
+
+class BulkIncrement:
+    """Adds each row's `delta` to `column` of the row whose primary key is the row's `id`: a
+    batch's balance moves. Rows must name distinct ids."""
+
+    def __init__(self, model: type[Base], column: str) -> None:
+        self.table = cast(Table, model.__table__)
+        self.column = column
+        [self._key] = self.table.primary_key.columns
+        self._sqlite: tuple[str, list[str]] | None = None  # (SQL, parameter names in order)
+
+    def __call__(self, connection: Connection, rows: Rows) -> None:
+        if not rows:
+            return
+        dialect = connection.dialect
+        if dialect.name == "postgresql":
+            sql, document = self.postgres_part(dialect, rows, "rows")
+            connection.exec_driver_sql(sql, {"rows": document})
+            return
+        _check_distinct(rows)
+        if self._sqlite is None:
+            # Bound parameters may not take a column's name in an UPDATE; rows still say id.
+            statement = (
+                update(self.table)
+                .where(self._key == bindparam("row_id"))
+                .values({self.column: self.table.c[self.column] + bindparam("row_delta")})
+            )
+            compiled = statement.compile(dialect=dialect)
+            order = [name.removeprefix("row_") for name in compiled.positiontup or ()]
+            self._sqlite = compiled.string, order
+        sql, order = self._sqlite
+        connection.exec_driver_sql(sql, [tuple([row[name] for name in order]) for row in rows])
+
+    def postgres_part(self, dialect: Dialect, rows: Rows, parameter: str) -> tuple[str, str]:
+        _check_distinct(rows)
+        quote = dialect.identifier_preparer.quote
+        table, column, key = quote(self.table.name), quote(self.column), quote(self._key.name)
+        key_type = self._key.type.compile(dialect=dialect)
+        delta_type = self.table.c[self.column].type.compile(dialect=dialect)
+        records = (
+            f"json_to_recordset(%({parameter})s::json) AS r(id {key_type}, delta {delta_type})"
+        )
+        sql = (
+            f"UPDATE {table} SET {column} = {table}.{column} + r.delta "  # noqa: S608
+            f"FROM {records} WHERE {table}.{key} = r.id"
+        )
+        document = orjson.dumps([{"id": row["id"], "delta": row["delta"]} for row in rows])
+        return sql, document.decode()
+
+
+def _check_distinct(rows: Rows) -> None:
+    # PostgreSQL's UPDATE ... FROM would apply only one of two rows for the same id.
+    if len({row["id"] for row in rows}) != len(rows):
+        raise ValueError("a bulk increment takes each id once")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from backend.accounts.service import ApiKeyInvalid, Principal, api_keys
-from backend.db.bulk import BulkInsert
+from backend.db.bulk import BulkInsert, BulkWrites
 from backend.db.group_commit import GroupCommit, Outcome
 from backend.jobs.models import MediaJob
 from backend.jobs.schemas import render_submit
@@ -46,6 +46,8 @@ def enqueue(connection: Connection, pending: Sequence[PendingJob]) -> list[Outco
             admitted.append(i)
         else:
             outcomes[i] = ApiKeyInvalid(note=" Nothing was charged.")
+    # Every row of the batch goes in one round trip to PostgreSQL (backend/db/bulk.py).
+    writes = BulkWrites()
     holds = ledger.hold_many(
         connection,
         [
@@ -57,6 +59,7 @@ def enqueue(connection: Connection, pending: Sequence[PendingJob]) -> list[Outco
             )
             for i in admitted
         ],
+        writes=writes,
     )
     rows: list[dict[str, Any]] = []
     responses: list[IdempotentResponse] = []
@@ -81,8 +84,9 @@ def enqueue(connection: Connection, pending: Sequence[PendingJob]) -> list[Outco
                     body=body,
                 )
             )
-    _INSERT_JOBS(connection, rows)
-    ledger.remember_many(connection, responses)
+    writes.add(_INSERT_JOBS, rows)
+    ledger.remember_many(connection, responses, writes=writes)
+    writes.execute(connection)
     return [outcomes[i] for i in range(len(pending))]
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.base import utcnow
-from backend.db.bulk import BulkInsert
+from backend.db.bulk import BulkIncrement, BulkInsert, BulkWrites
 from backend.db.ids import new_id
 from backend.http.errors import Conflict, GatewayError, NotFound, PaymentRequired
 from backend.ledger.models import (
@@ -203,6 +203,7 @@ _MOVE_BUCKET = (
     .where(LedgerAccount.id == bindparam("bucket"))
     .values(balance_micros=LedgerAccount.balance_micros + bindparam("delta"))
 )
+_MOVE_BUCKETS = BulkIncrement(LedgerAccount, "balance_micros")
 _INSERT_HOLDS = BulkInsert(Hold)
 _INSERT_TRANSACTIONS = BulkInsert(LedgerTransaction)
 _INSERT_ENTRIES = BulkInsert(LedgerEntry)
@@ -281,12 +282,17 @@ class LedgerService:
         return CreditResult(txn_id, amount_micros, replayed=False)
 
     def hold_many(
-        self, connection: Connection, requests: Sequence[HoldRequest]
+        self,
+        connection: Connection,
+        requests: Sequence[HoldRequest],
+        *,
+        writes: BulkWrites | None = None,
     ) -> list[HoldRef | InsufficientFunds]:
         """Set money aside for each request, in order, in the caller's (writer) transaction.
 
         A request the available balance cannot cover gets `InsufficientFunds` in its place and
-        moves nothing; the others still go through. One insert per table for the whole batch.
+        moves nothing; the others still go through. One write per table for the whole batch:
+        now, or with the caller's other `writes` when it executes them (before its commit).
         """
         if any(request.amount_micros < 0 for request in requests):
             raise ValueError("a hold cannot be negative")
@@ -348,17 +354,21 @@ class LedgerService:
                     ),
                 )
             )
-        moves = [
-            {"bucket": bucket, "delta": balances[bucket] - before[bucket]}
-            for bucket in bucket_ids
-            if balances[bucket] != before[bucket]
-        ]
-        if moves:  # holds of zero move nothing, but are still recorded
-            connection.execute(_MOVE_BUCKET, moves)
-        if holds:
-            _INSERT_HOLDS(connection, holds)
-            _INSERT_TRANSACTIONS(connection, transactions)
-            _INSERT_ENTRIES(connection, entries)
+        batch = BulkWrites() if writes is None else writes
+        # Holds of zero move nothing, but are still recorded.
+        batch.add(
+            _MOVE_BUCKETS,
+            [
+                {"id": bucket, "delta": balances[bucket] - before[bucket]}
+                for bucket in bucket_ids
+                if balances[bucket] != before[bucket]
+            ],
+        )
+        batch.add(_INSERT_HOLDS, holds)
+        batch.add(_INSERT_TRANSACTIONS, transactions)
+        batch.add(_INSERT_ENTRIES, entries)
+        if writes is None:
+            batch.execute(connection)
         return outcomes
 
     async def capture(
@@ -433,12 +443,18 @@ class LedgerService:
         return StoredResponse(record.status_code, record.response)
 
     def remember_many(
-        self, connection: Connection, responses: Sequence[IdempotentResponse]
+        self,
+        connection: Connection,
+        responses: Sequence[IdempotentResponse],
+        *,
+        writes: BulkWrites | None = None,
     ) -> None:
         """Store first responses in the caller's (writer) transaction, beside the money they
-        moved. A key stored meanwhile breaks the unique key: the transaction then fails."""
-        _INSERT_IDEMPOTENCY_RECORDS(
-            connection,
+        moved: now, or with the caller's `writes`. A key stored meanwhile breaks the unique
+        key: the transaction then fails."""
+        batch = BulkWrites() if writes is None else writes
+        batch.add(
+            _INSERT_IDEMPOTENCY_RECORDS,
             [
                 {
                     "owner_id": response.owner_id,
@@ -452,6 +468,8 @@ class LedgerService:
                 for response in responses
             ],
         )
+        if writes is None:
+            batch.execute(connection)
 
     # Internals
 
