@@ -19,9 +19,10 @@ and batch, and on each database the cheapest way there:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import JSON, Table, bindparam, insert, update
@@ -35,13 +36,27 @@ Rows = Sequence[Mapping[str, Any]]
 _NOTHING = object()
 
 
-class BulkWrite(Protocol):
+class BulkWrite(ABC):
+    """One table's write of many rows: now (`write(connection, rows)`), or in `BulkWrites`."""
+
     def __call__(self, connection: Connection, rows: Rows) -> None:
         """Write `rows` now."""
+        if not rows:
+            return
+        if connection.dialect.name == "postgresql":
+            sql, document = self.postgres_part(connection.dialect, rows, "rows")
+            connection.exec_driver_sql(sql, {"rows": document})
+        else:
+            self._write_sqlite(connection, rows)
 
+    @abstractmethod
     def postgres_part(self, dialect: Dialect, rows: Rows, parameter: str) -> tuple[str, str]:
         """The PostgreSQL statement that writes `rows` reading them from `%(parameter)s`, and
         that parameter's value: the rows as one JSON array."""
+
+    @abstractmethod
+    def _write_sqlite(self, connection: Connection, rows: Rows) -> None:
+        """Write `rows` now, on SQLite."""
 
 
 class BulkWrites:
@@ -102,20 +117,15 @@ class _Statement:
     order: list[int]  # positional drivers: the column of each parameter
 
 
-class BulkInsert:
+class BulkInsert(BulkWrite):
+    """Inserts rows, which must all have the same keys (column names)."""
+
     def __init__(self, model: type[Base]) -> None:
         self.table = cast(Table, model.__table__)
         self._statements: dict[tuple[str, tuple[str, ...], str], _Statement] = {}
 
-    def __call__(self, connection: Connection, rows: Rows) -> None:
-        """Insert `rows`, which must all have the same keys (column names)."""
-        if not rows:
-            return
+    def _write_sqlite(self, connection: Connection, rows: Rows) -> None:
         dialect = connection.dialect
-        if dialect.name == "postgresql":
-            sql, document = self.postgres_part(dialect, rows, "rows")
-            connection.exec_driver_sql(sql, {"rows": document})
-            return
         columns = self._columns(rows)
         statement = self._statement(dialect, columns, parameter="")
         values = self._converted(rows, columns, statement)
@@ -205,7 +215,7 @@ class BulkInsert:
         return processors
 
 
-class BulkIncrement:
+class BulkIncrement(BulkWrite):
     """Adds each row's `delta` to `column` of the row whose primary key is the row's `id`: a
     batch's balance moves. Rows must name distinct ids."""
 
@@ -215,14 +225,7 @@ class BulkIncrement:
         [self._key] = self.table.primary_key.columns
         self._sqlite: tuple[str, list[str]] | None = None  # (SQL, parameter names in order)
 
-    def __call__(self, connection: Connection, rows: Rows) -> None:
-        if not rows:
-            return
-        dialect = connection.dialect
-        if dialect.name == "postgresql":
-            sql, document = self.postgres_part(dialect, rows, "rows")
-            connection.exec_driver_sql(sql, {"rows": document})
-            return
+    def _write_sqlite(self, connection: Connection, rows: Rows) -> None:
         _check_distinct(rows)
         if self._sqlite is None:
             # Bound parameters may not take a column's name in an UPDATE; rows still say id.
@@ -231,7 +234,7 @@ class BulkIncrement:
                 .where(self._key == bindparam("row_id"))
                 .values({self.column: self.table.c[self.column] + bindparam("row_delta")})
             )
-            compiled = statement.compile(dialect=dialect)
+            compiled = statement.compile(dialect=connection.dialect)
             order = [name.removeprefix("row_") for name in compiled.positiontup or ()]
             self._sqlite = compiled.string, order
         sql, order = self._sqlite
