@@ -187,12 +187,8 @@ class BulkInsert(BulkWrite):
                 declared.append(f"{quote(column)} {column_type.compile(dialect=dialect)}")
                 selected.append(quote(column))
         # The column types' own bind processors (UTC datetimes, checked: no naive ones) leave
-        # values orjson writes as the server reads them back; JSON columns become their text,
-        # serialised as SQLAlchemy does (None included: JSON null, as on SQLite).
-        processors = [
-            json_dumps if isinstance(self.table.c[column].type, JSON) else process
-            for column, process in zip(columns, self._processors(dialect, columns), strict=True)
-        ]
+        # values orjson writes as the server reads them back.
+        processors = self._processors(dialect, columns)
         # Only the table's own (quoted) names are spliced in; the rows travel as the parameter.
         sql = (
             f"INSERT INTO {quote(self.table.name)} ({names}) SELECT {', '.join(selected)} "  # noqa: S608
@@ -205,6 +201,11 @@ class BulkInsert(BulkWrite):
         timestamps: _SameAsLast | None = None  # one for all timestamp columns of a row
         for column in columns:
             column_type = self.table.c[column].type
+            if isinstance(column_type, JSON):
+                # Their text, serialised as the engines do (None included: JSON null), without
+                # SQLAlchemy's wrapper around the serialiser: a submit writes six of them.
+                processors.append(json_dumps)
+                continue
             process = cast(
                 Processor | None, column_type.dialect_impl(dialect).bind_processor(dialect)
             )
