@@ -225,6 +225,7 @@ class BulkIncrement(BulkWrite):
         self.column = column
         [self._key] = self.table.primary_key.columns
         self._sqlite: tuple[str, list[str]] | None = None  # (SQL, parameter names in order)
+        self._postgres: dict[str, str] = {}  # SQL by the name of the parameter it reads
 
     def _write_sqlite(self, connection: Connection, rows: Rows) -> None:
         _check_distinct(rows)
@@ -243,6 +244,13 @@ class BulkIncrement(BulkWrite):
 
     def postgres_part(self, dialect: Dialect, rows: Rows, parameter: str) -> tuple[str, str]:
         _check_distinct(rows)
+        sql = self._postgres.get(parameter)
+        if sql is None:
+            sql = self._postgres[parameter] = self._postgres_sql(dialect, parameter)
+        document = orjson.dumps([{"id": row["id"], "delta": row["delta"]} for row in rows])
+        return sql, document.decode()
+
+    def _postgres_sql(self, dialect: Dialect, parameter: str) -> str:
         quote = dialect.identifier_preparer.quote
         table, column, key = quote(self.table.name), quote(self.column), quote(self._key.name)
         key_type = self._key.type.compile(dialect=dialect)
@@ -250,12 +258,10 @@ class BulkIncrement(BulkWrite):
         records = (
             f"json_to_recordset(%({parameter})s::json) AS r(id {key_type}, delta {delta_type})"
         )
-        sql = (
+        return (
             f"UPDATE {table} SET {column} = {table}.{column} + r.delta "  # noqa: S608
             f"FROM {records} WHERE {table}.{key} = r.id"
         )
-        document = orjson.dumps([{"id": row["id"], "delta": row["delta"]} for row in rows])
-        return sql, document.decode()
 
 
 def _check_distinct(rows: Rows) -> None:

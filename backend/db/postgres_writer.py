@@ -3,8 +3,9 @@ connection, in a thread of their own.
 
 Over the async engine, every statement of such a transaction is a greenlet hop, an awaited socket
 round trip and event-loop wake-ups: about 250 µs of the loop's CPU each, measured here, and a
-batch of submits makes nine. A blocking connection spends a fraction of that, and while it waits
-on the server it lets go of the GIL, so the event loop keeps serving requests meanwhile.
+batch of submits makes several (the key check, the bucket lock, its writes). A blocking
+connection spends a fraction of that, and while it waits on the server it lets go of the GIL, so
+the event loop keeps serving requests meanwhile.
 """
 
 from __future__ import annotations
